@@ -5,7 +5,7 @@
 CREATE SCHEMA IF NOT EXISTS core;
 
 CREATE TABLE IF NOT EXISTS core.participants (
-    participant_id        VARCHAR NOT NULL PRIMARY KEY,
+    participant_id        VARCHAR NOT NULL,
     sex                   VARCHAR,   -- 'M' | 'F'
     consent_date          DATE,
     age_at_consent_years  DOUBLE,
@@ -60,8 +60,8 @@ CREATE TABLE IF NOT EXISTS core.lab_results (
     flag           VARCHAR,
     orig_result    VARCHAR,
     orig_unit      VARCHAR,
-    orig_ref_low   VARCHAR,
-    orig_ref_high  VARCHAR,
+    orig_ref_low   DOUBLE,    -- original unit
+    orig_ref_high  DOUBLE,    -- original unit
     status         VARCHAR,   -- 'P' | 'F' | 'C'
     version        INTEGER,
     file_id        VARCHAR

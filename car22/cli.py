@@ -1,0 +1,152 @@
+"""The `car22` command: ingest the inbox, write demo exports, rebuild reports.
+
+Exit codes: 0 success (a run that quarantined files still completed), 1 the run failed, 2 usage error.
+Every path can come from a flag or a CAR22_* environment variable (flags win).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Prefect without a server starts a temporary one: keep it quiet and offline (no telemetry here).
+QUIET_PREFECT = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL": "WARNING",
+    "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value) if value else default
+
+
+def _paths(args: argparse.Namespace):
+    from car22.night import Paths
+
+    root = args.data_dir or _env_path("CAR22_DATA_DIR", Path("data"))
+    defaults = Paths.under(root)
+    return Paths(
+        inbox=args.inbox or _env_path("CAR22_INBOX", defaults.inbox),
+        warehouse=args.warehouse or _env_path("CAR22_WAREHOUSE", defaults.warehouse),
+        archive=args.archive or _env_path("CAR22_ARCHIVE", defaults.archive),
+        reports=args.reports or _env_path("CAR22_REPORTS", defaults.reports),
+        work=args.work_dir or _env_path("CAR22_WORK_DIR", defaults.work),
+    )
+
+
+def _add_path_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="root of the default folders (env CAR22_DATA_DIR; ./data)")
+    parser.add_argument("--inbox", type=Path, help="folder of new exports (env CAR22_INBOX; DATA/inbox)")
+    parser.add_argument("--warehouse", type=Path,
+                        help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
+    parser.add_argument("--archive", type=Path, help="byte-for-byte copies of every file (env CAR22_ARCHIVE)")
+    parser.add_argument("--reports", type=Path, help="Data Docs and trial report (env CAR22_REPORTS)")
+    parser.add_argument("--work-dir", type=Path, help="the writer's private folder (env CAR22_WORK_DIR)")
+    parser.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    for key, value in QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
+    paths = _paths(args)
+    if not paths.inbox.is_dir():
+        print(f"car22: inbox {paths.inbox} is not a folder: create it and drop the exports there, "
+              f"or pass --inbox", file=sys.stderr)
+        return EXIT_USAGE
+    from tqdm import tqdm
+
+    from car22 import progress
+    from car22.summary import format_summary
+    from flows.nightly import nightly
+
+    bar = tqdm(total=0, unit="file", desc="ingest", disable=not sys.stderr.isatty() or args.quiet)
+
+    def on_progress(event: str, count: int) -> None:
+        if event == "total":
+            bar.total = count
+            bar.refresh()
+        else:
+            bar.update(count)
+
+    progress.listen(on_progress)
+    try:
+        summary = nightly(inbox=str(paths.inbox), warehouse=str(paths.warehouse), archive=str(paths.archive),
+                          reports=str(paths.reports), work=str(paths.work),
+                          protocol_file=str(args.protocol) if args.protocol else None)
+    except Exception as error:  # the run failed: say why and what to do, without a traceback
+        bar.close()
+        print(f"car22: the run failed: {type(error).__name__}: {error}\n"
+              f"Nothing was published; yesterday's warehouse is intact and the files wait in "
+              f"{paths.work / 'pending'} for the next run. Fix the cause and run `car22 ingest` again.",
+              file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        progress.listen(None)
+    bar.close()
+    print(format_summary(summary))
+    print(f"  warehouse (read-only): {paths.warehouse}")
+    print(f"  Data Docs:             {paths.reports / 'data_docs' / 'index.html'}")
+    print(f"  archive:               {paths.archive}")
+    return EXIT_OK
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from car22.demo import generate
+
+    with tqdm(total=args.participants, unit="participant", desc="demo-data",
+              disable=not sys.stderr.isatty() or args.quiet) as bar:
+        written = generate(args.out, participants=args.participants, seed=args.seed, as_of=args.as_of,
+                           progress=lambda done: bar.update(done - bar.n))
+    print(f"wrote {len(written)} export files to {args.out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0],
+                                     epilog="Exit codes: 0 success, 1 run failed, 2 usage error.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ingest = commands.add_parser("ingest", help="run the nightly flow once over the inbox",
+                                 description="Run the nightly flow once: every new file of the inbox is "
+                                             "archived, validated and loaded; the trial tables are derived and "
+                                             "the warehouse is published. Exits 0 when the run completed, even "
+                                             "if files were quarantined; 1 when the run itself failed.")
+    _add_path_flags(ingest)
+    ingest.set_defaults(handler=cmd_ingest)
+
+    demo = commands.add_parser("demo-data", help="write a realistic, deterministic set of demo exports",
+                               description="Write realistic demo exports (with deliberate defects) for a "
+                                           "cohort of N participants; the same seed gives the same bytes.")
+    demo.add_argument("--out", type=Path, default=_env_path("CAR22_INBOX", Path("data/inbox")),
+                      help="folder to write into (env CAR22_INBOX; data/inbox)")
+    demo.add_argument("--participants", type=int, default=20, help="cohort size (default 20)")
+    demo.add_argument("--seed", type=int, default=22, help="random seed (default 22)")
+    demo.add_argument("--as-of", type=date.fromisoformat, default=date(2028, 6, 30),
+                      help="data cut-off date, YYYY-MM-DD (default 2028-06-30)")
+    demo.set_defaults(handler=cmd_demo_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("car22: interrupted; nothing was published. Run the command again to finish.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The nightly flow: the runbook of the night, step by step (design.md)."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from car22 import night
+from car22.config import load_protocol
+from car22.summary import RunSummary, run_summary
+from car22.validation import Validator
+from tasks import night as steps
+
+
+@flow(name="car22-nightly")
+def nightly(inbox: str, warehouse: str, archive: str, reports: str, work: str,
+            protocol_file: str | None = None) -> RunSummary:
+    """Take every new export from the inbox into the warehouse, derive the trial tables, publish."""
+    paths = night.Paths(Path(inbox), Path(warehouse), Path(archive), Path(reports), Path(work))
+    paths.create()
+    protocol = load_protocol(protocol_file)
+    started_at = datetime.now()
+
+    # 1. Take tonight's files out of the inbox (they stay pending until the warehouse is published).
+    pending = steps.take_inbox(paths)
+    # 2. Work on a private copy of last night's warehouse.
+    con = steps.open_work_copy(paths)
+    new_files, _leftovers = night.already_recorded(con, pending)
+    run_id = night.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
+    # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
+    validator = Validator(paths.reports, protocol)
+    for path in new_files:
+        steps.ingest(con, path, run_id, paths, validator, datetime.now())
+    # 4. Current versions, core tables, enrollment holds, file counts.
+    steps.resolve_core(con, run_id)
+    # 5. The clinical derivations (mart).
+    steps.derive(con, protocol)
+    # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
+    night.finish_run(con, run_id, datetime.now(), len(pending))
+    summary = run_summary(con, run_id)
+    validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+    steps.publish(con, paths, pending)
+    get_run_logger().info("run %d completed: %d rows loaded, %d rejected", run_id, summary.rows_loaded,
+                          summary.rows_rejected)
+    return summary

@@ -1,0 +1,124 @@
+-- ops: what the pipeline did (warehouse.md §ops). Appended by the nightly run; never rebuilt.
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS core;
+CREATE SCHEMA IF NOT EXISTS mart;
+
+CREATE TABLE IF NOT EXISTS ops.runs (
+    run_id            INTEGER NOT NULL,
+    flow_run_id       VARCHAR,
+    started_at        TIMESTAMP NOT NULL,
+    finished_at       TIMESTAMP,
+    status            VARCHAR NOT NULL,
+    files_seen        INTEGER,
+    files_loaded      INTEGER,
+    files_duplicate   INTEGER,
+    files_quarantined INTEGER,
+    rows_loaded       BIGINT,
+    rows_rejected     BIGINT,
+    config_hash       VARCHAR,
+    code_version      VARCHAR
+);
+COMMENT ON TABLE ops.runs IS 'One row per nightly or on-demand run: what it saw and did (warehouse.md §ops).';
+COMMENT ON COLUMN ops.runs.run_id IS 'Sequential run number in this warehouse.';
+COMMENT ON COLUMN ops.runs.flow_run_id IS 'Prefect flow run id, to find the run and its artifacts in the Prefect UI.';
+COMMENT ON COLUMN ops.runs.started_at IS 'When the run started (site local time).';
+COMMENT ON COLUMN ops.runs.finished_at IS 'When the run finished (site local time).';
+COMMENT ON COLUMN ops.runs.status IS 'completed (published) or failed.';
+COMMENT ON COLUMN ops.runs.files_seen IS 'Files found in the inbox by this run.';
+COMMENT ON COLUMN ops.runs.files_loaded IS 'Files of this run with status loaded or partially_loaded.';
+COMMENT ON COLUMN ops.runs.files_duplicate IS 'Files of this run already loaded before (same SHA-256): nothing loaded.';
+COMMENT ON COLUMN ops.runs.files_quarantined IS 'Files of this run that could not be parsed at all.';
+COMMENT ON COLUMN ops.runs.rows_loaded IS 'Rows of this run''s files loaded into staging (participants enrolled).';
+COMMENT ON COLUMN ops.runs.rows_rejected IS 'Rows of this run''s files rejected, skipped or held (see ops.rejected_rows).';
+COMMENT ON COLUMN ops.runs.config_hash IS 'SHA-256 of the protocol settings file used by the run.';
+COMMENT ON COLUMN ops.runs.code_version IS 'Version of the car22 package (and git commit when known).';
+
+CREATE TABLE IF NOT EXISTS ops.files (
+    file_id       VARCHAR NOT NULL,
+    file_name     VARCHAR NOT NULL,
+    sha256        VARCHAR NOT NULL,
+    bytes         BIGINT NOT NULL,
+    source        VARCHAR,
+    export_time   TIMESTAMP,
+    received_at   TIMESTAMP NOT NULL,
+    run_id        INTEGER NOT NULL,
+    status        VARCHAR NOT NULL,
+    rows_read     BIGINT NOT NULL DEFAULT 0,
+    rows_loaded   BIGINT NOT NULL DEFAULT 0,
+    rows_rejected BIGINT NOT NULL DEFAULT 0,
+    reason        VARCHAR,
+    archive_path  VARCHAR,
+    report_path   VARCHAR
+);
+COMMENT ON TABLE ops.files IS 'Every file ever received, with its fate. rows_read = rows_loaded + rows_rejected for every file.';
+COMMENT ON COLUMN ops.files.file_id IS 'First 16 hex digits of the SHA-256 (a repeat of the same bytes gets a .N suffix): the same content has the same id whatever the arrival order.';
+COMMENT ON COLUMN ops.files.file_name IS 'Name of the file as dropped in the inbox.';
+COMMENT ON COLUMN ops.files.sha256 IS 'SHA-256 of the file bytes: a file seen before is a duplicate.';
+COMMENT ON COLUMN ops.files.bytes IS 'Size of the file in bytes.';
+COMMENT ON COLUMN ops.files.source IS 'Source recognised from the header (labs, flow_mrd, flow_car, qpcr, edc_<instrument>), NULL when unrecognised.';
+COMMENT ON COLUMN ops.files.export_time IS 'Export time from the file name <prefix>_YYYYMMDDTHHMM (site local time): orders versions between files.';
+COMMENT ON COLUMN ops.files.received_at IS 'When the run took the file from the inbox.';
+COMMENT ON COLUMN ops.files.run_id IS 'Run that received the file.';
+COMMENT ON COLUMN ops.files.status IS 'loaded | partially_loaded (some rows rejected or held) | duplicate | quarantined (unparseable, nothing loaded).';
+COMMENT ON COLUMN ops.files.rows_read IS 'Data rows in the file (header and LIMS trailer excluded).';
+COMMENT ON COLUMN ops.files.rows_loaded IS 'Rows loaded into staging for enrolled participants; updated when held rows are released.';
+COMMENT ON COLUMN ops.files.rows_rejected IS 'Rows rejected by a blocking check, skipped (controls, summaries) or held (participant not enrolled).';
+COMMENT ON COLUMN ops.files.reason IS 'Why the file was quarantined or is a duplicate of which file.';
+COMMENT ON COLUMN ops.files.archive_path IS 'Byte-for-byte copy of the original file in the archive.';
+COMMENT ON COLUMN ops.files.report_path IS 'The file''s validation page in the Data Docs (relative to the reports folder).';
+
+CREATE TABLE IF NOT EXISTS ops.rejected_rows (
+    file_id     VARCHAR NOT NULL,
+    row_number  INTEGER NOT NULL,
+    raw_record  VARCHAR,
+    check_name  VARCHAR NOT NULL,
+    reason      VARCHAR NOT NULL,
+    severity    VARCHAR NOT NULL,
+    run_id      INTEGER NOT NULL
+);
+COMMENT ON TABLE ops.rejected_rows IS 'One row per input row not loaded, with the reason. Held rows (participant not enrolled yet) are re-evaluated every run and leave this table once the enrollment arrives.';
+COMMENT ON COLUMN ops.rejected_rows.file_id IS 'File the row came from (ops.files).';
+COMMENT ON COLUMN ops.rejected_rows.row_number IS 'Line number of the row in the file (the header is line 1).';
+COMMENT ON COLUMN ops.rejected_rows.raw_record IS 'The original row as JSON (column -> text); identifying fields left out.';
+COMMENT ON COLUMN ops.rejected_rows.check_name IS 'The check that rejected the row (the validation suite''s check name, row_shape, not_a_sample or participant_enrolled).';
+COMMENT ON COLUMN ops.rejected_rows.reason IS 'What is wrong, in plain words; every failing blocking check is listed.';
+COMMENT ON COLUMN ops.rejected_rows.severity IS 'blocking (rejected), skip (not a participant record: controls, Mean/SD) or held (participant not enrolled yet).';
+COMMENT ON COLUMN ops.rejected_rows.run_id IS 'Run that rejected the row.';
+
+CREATE TABLE IF NOT EXISTS ops.row_warnings (
+    file_id     VARCHAR NOT NULL,
+    row_number  INTEGER NOT NULL,
+    check_name  VARCHAR NOT NULL,
+    reason      VARCHAR NOT NULL,
+    run_id      INTEGER NOT NULL
+);
+COMMENT ON TABLE ops.row_warnings IS 'Findings of warning checks: the row loaded, the finding is recorded for review.';
+COMMENT ON COLUMN ops.row_warnings.file_id IS 'File the row came from (ops.files).';
+COMMENT ON COLUMN ops.row_warnings.row_number IS 'Line number of the row in the file.';
+COMMENT ON COLUMN ops.row_warnings.check_name IS 'The warning check that fired.';
+COMMENT ON COLUMN ops.row_warnings.reason IS 'What looks wrong, in plain words.';
+COMMENT ON COLUMN ops.row_warnings.run_id IS 'Run that validated the file.';
+
+CREATE TABLE IF NOT EXISTS ops.validation_results (
+    run_id           INTEGER NOT NULL,
+    file_id          VARCHAR NOT NULL,
+    suite            VARCHAR NOT NULL,
+    expectation      VARCHAR NOT NULL,
+    column_name      VARCHAR,
+    success          BOOLEAN NOT NULL,
+    unexpected_count BIGINT,
+    severity         VARCHAR NOT NULL,
+    report_path      VARCHAR
+);
+COMMENT ON TABLE ops.validation_results IS 'Great Expectations results per run, file and expectation: the history monitors query.';
+COMMENT ON COLUMN ops.validation_results.run_id IS 'Run that validated the file.';
+COMMENT ON COLUMN ops.validation_results.file_id IS 'Validated file (ops.files).';
+COMMENT ON COLUMN ops.validation_results.suite IS 'Expectation suite (one per source, expectations/<source>.json).';
+COMMENT ON COLUMN ops.validation_results.expectation IS 'Check name of the expectation.';
+COMMENT ON COLUMN ops.validation_results.column_name IS 'Column checked, when the expectation is about one column.';
+COMMENT ON COLUMN ops.validation_results.success IS 'TRUE when every row met the expectation.';
+COMMENT ON COLUMN ops.validation_results.unexpected_count IS 'Rows that failed the expectation.';
+COMMENT ON COLUMN ops.validation_results.severity IS 'blocking (failing rows rejected) or warning (rows loaded, finding recorded).';
+COMMENT ON COLUMN ops.validation_results.report_path IS 'The file''s Data Docs page (relative to the reports folder).';
