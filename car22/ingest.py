@@ -19,7 +19,7 @@ import pandas as pd
 
 from car22.reading import ExportRows, Unreadable, export_time, read_export, record_json
 from car22.sources import SOURCES, Source, type_frame
-from car22.sql import run_sql_file
+from car22.sql import SQL_DIR, run_sql_file
 
 STAGING_META = {"file_id": "VARCHAR", "row_number": "INTEGER", "export_time": "TIMESTAMP",
                 "content_hash": "VARCHAR"}
@@ -54,8 +54,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create ops, raw, staging and core tables if absent (idempotent)."""
     run_sql_file(con, "ops/schema.sql")
     run_sql_file(con, "core/schema.sql")
+    if (SQL_DIR / "core" / "comments.sql").exists():
+        run_sql_file(con, "core/comments.sql")
     for source in SOURCES:
-        raw_columns = ", ".join(f"{quote(c)} VARCHAR" for c in source.raw_columns + source.optional_raw
+        raw_columns = ", ".join(f"{quote(c)} VARCHAR" for c in source.all_raw_columns
                                 if c not in source.identifying)
         con.execute(f"CREATE TABLE IF NOT EXISTS {source.raw_table} "
                     f"(file_id VARCHAR NOT NULL, row_number INTEGER NOT NULL, {raw_columns})")

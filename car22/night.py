@@ -101,7 +101,7 @@ def already_recorded(con: duckdb.DuckDBPyConnection, pending: list[Path]) -> tup
 
 def start_run(con: duckdb.DuckDBPyConnection, protocol: Protocol, flow_run_id: str | None,
               started_at: datetime) -> int:
-    run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ops.runs").fetchone()[0]
+    run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ops.runs").fetchall()[0][0]
     con.execute("INSERT INTO ops.runs (run_id, flow_run_id, started_at, status, config_hash, code_version) "
                 "VALUES (?, ?, ?, 'running', ?, ?)",
                 [run_id, flow_run_id, started_at, protocol.config_hash, code_version()])

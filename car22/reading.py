@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from car22.sources import Source, detect
+from car22.sources import FLOW_SAMPLE_COLUMN, Source, detect
 
 UTF8_BOM = b"\xef\xbb\xbf"
 TRAILER = re.compile(r"^\*{3}.*\*{3}$")  # exports.md §A: "*** END OF REPORT ***" is not a data row
@@ -76,8 +76,8 @@ def read_export(data: bytes) -> ExportRows:
     if not lines:
         raise Unreadable("empty file: no header row")
     header = [cell.strip() for cell in lines[0][1]]
-    if header:
-        header[0] = header[0].removeprefix("\ufeff")
+    if header and header[0] == "":
+        header[0] = FLOW_SAMPLE_COLUMN  # FlowJo's blank first header cell (exports.md §B)
     match = detect(header)
     if match.source is None:
         raise Unreadable(match.reason + ": check that the right file was exported")

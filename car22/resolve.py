@@ -70,7 +70,6 @@ def build_core(con: duckdb.DuckDBPyConnection) -> None:
     """Refill every core table from the current versions, enrolled participants only."""
     for model in CORE_MODELS:
         run_sql_file(con, f"core/{model}.sql")
-    run_sql_file(con, "core/comments.sql")
 
 
 def hold_unenrolled(con: duckdb.DuckDBPyConnection, run_id: int) -> None:

@@ -58,6 +58,11 @@ class Source:
         return tuple(f.raw for f in self.fields)
 
     @property
+    def all_raw_columns(self) -> tuple[str, ...]:
+        """Every column the header may carry: the fields, then the optional extras."""
+        return self.raw_columns + tuple(c for c in self.optional_raw if c not in self.raw_columns)
+
+    @property
     def staging_table(self) -> str:
         return f"staging.{self.name}"
 
@@ -168,7 +173,8 @@ LABS = Source(
 
 # --- B. Flow cytometry (FlowJo table exports) -----------------------------------------------------------
 
-FLOW_SAMPLE_COLUMN = ""  # exports.md §B: the first header cell is blank and holds the FCS file name.
+# exports.md §B: the first header cell is blank and its column holds the FCS file name; the reader names it.
+FLOW_SAMPLE_COLUMN = "sample"
 _CONTROL = re.compile(r"^(FMO_|Isotype|Compensation)", re.IGNORECASE)
 
 

@@ -32,11 +32,11 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
                count(*) FILTER (WHERE status = 'duplicate'),
                count(*) FILTER (WHERE status = 'quarantined'),
                coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0)
-        FROM ops.files WHERE run_id = ?""", [run_id]).fetchone()
+        FROM ops.files WHERE run_id = ?""", [run_id]).fetchall()[0]
     held = con.execute("""
         SELECT count(*) FROM ops.rejected_rows r JOIN ops.files f USING (file_id)
-        WHERE f.run_id = ? AND r.severity = 'held'""", [run_id]).fetchone()[0]
-    status = con.execute("SELECT status FROM ops.runs WHERE run_id = ?", [run_id]).fetchone()[0]
+        WHERE f.run_id = ? AND r.severity = 'held'""", [run_id]).fetchall()[0][0]
+    status = con.execute("SELECT status FROM ops.runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
     quarantined = con.execute("SELECT file_name, reason FROM ops.files WHERE run_id = ? AND status = 'quarantined' "
                               "ORDER BY file_name", [run_id]).fetchall()
     by_check = con.execute("""
