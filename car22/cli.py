@@ -24,23 +24,11 @@ QUIET_PREFECT = {
 }
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value) if value else default
-
-
 def _paths(args: argparse.Namespace):
     from car22.night import Paths
 
-    root = args.data_dir or _env_path("CAR22_DATA_DIR", Path("data"))
-    defaults = Paths.under(root)
-    return Paths(
-        inbox=args.inbox or _env_path("CAR22_INBOX", defaults.inbox),
-        warehouse=args.warehouse or _env_path("CAR22_WAREHOUSE", defaults.warehouse),
-        archive=args.archive or _env_path("CAR22_ARCHIVE", defaults.archive),
-        reports=args.reports or _env_path("CAR22_REPORTS", defaults.reports),
-        work=args.work_dir or _env_path("CAR22_WORK_DIR", defaults.work),
-    )
+    return Paths.resolve(args.data_dir, inbox=args.inbox, warehouse=args.warehouse, archive=args.archive,
+                         reports=args.reports, work=args.work_dir)
 
 
 def _add_path_flags(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +38,7 @@ def _add_path_flags(parser: argparse.ArgumentParser) -> None:
                         help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
     parser.add_argument("--archive", type=Path, help="byte-for-byte copies of every file (env CAR22_ARCHIVE)")
     parser.add_argument("--reports", type=Path, help="Data Docs and trial report (env CAR22_REPORTS)")
-    parser.add_argument("--work-dir", type=Path, help="the writer's private folder (env CAR22_WORK_DIR)")
+    parser.add_argument("--work-dir", type=Path, help="the writer's private folder (env CAR22_WORK)")
     parser.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
 
 
@@ -129,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="write a realistic, deterministic set of demo exports",
                                description="Write realistic demo exports (with deliberate defects) for a "
                                            "cohort of N participants; the same seed gives the same bytes.")
-    demo.add_argument("--out", type=Path, default=_env_path("CAR22_INBOX", Path("data/inbox")),
+    demo.add_argument("--out", type=Path, default=Path(os.environ.get("CAR22_INBOX") or "data/inbox"),
                       help="folder to write into (env CAR22_INBOX; data/inbox)")
     demo.add_argument("--participants", type=int, default=20, help="cohort size (default 20)")
     demo.add_argument("--seed", type=int, default=22, help="random seed (default 22)")

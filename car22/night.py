@@ -42,6 +42,18 @@ class Paths:
     def under(cls, root: Path) -> Paths:
         return cls(root / "inbox", root / "warehouse.duckdb", root / "archive", root / "reports", root / "work")
 
+    @classmethod
+    def resolve(cls, data_dir: str | Path | None = None, **given: str | Path | None) -> Paths:
+        """Each path from its argument, else its CAR22_* variable, else under the data folder
+        (argument, else CAR22_DATA_DIR, else ./data). Keys: inbox, warehouse, archive, reports, work."""
+        root = Path(data_dir or os.environ.get("CAR22_DATA_DIR") or "data")
+        defaults = cls.under(root)
+        chosen = {}
+        for name in ("inbox", "warehouse", "archive", "reports", "work"):
+            value = given.get(name) or os.environ.get(f"CAR22_{name.upper()}")
+            chosen[name] = Path(value) if value else getattr(defaults, name)
+        return cls(**chosen)
+
     def create(self) -> None:
         for folder in (self.inbox, self.archive, self.reports, self.work, self.work / PENDING,
                        self.warehouse.parent):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -15,10 +13,15 @@ from tasks import night as steps
 
 
 @flow(name="car22-nightly")
-def nightly(inbox: str, warehouse: str, archive: str, reports: str, work: str,
+def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str | None = None,
+            reports: str | None = None, work: str | None = None, data_dir: str | None = None,
             protocol_file: str | None = None) -> RunSummary:
-    """Take every new export from the inbox into the warehouse, derive the trial tables, publish."""
-    paths = night.Paths(Path(inbox), Path(warehouse), Path(archive), Path(reports), Path(work))
+    """Take every new export from the inbox into the warehouse, derive the trial tables, publish.
+
+    Paths not given come from CAR22_* variables, then from the data folder (car22.night.Paths.resolve).
+    """
+    paths = night.Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
+                                work=work)
     paths.create()
     protocol = load_protocol(protocol_file)
     started_at = datetime.now()
