@@ -16,9 +16,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Prefect without a server starts a temporary one: keep it quiet and offline (no telemetry here).
 QUIET_PREFECT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
-    "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL": "WARNING",
+    # The terminal gets a progress bar and the summary; per-file lines and errors go to Prefect's log.
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
     "GX_ANALYTICS_ENABLED": "false",
 }

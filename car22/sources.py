@@ -80,7 +80,7 @@ class Source:
 # --- typing -------------------------------------------------------------------------------------------
 
 _FORMATS = {"date": "%Y-%m-%d", "date_fcs": "%d-%b-%Y", "date_us": "%m/%d/%Y", "datetime": "%Y-%m-%d %H:%M"}
-_PATTERNS = {
+FORMAT_PATTERNS = {
     "date": r"^\d{4}-\d{2}-\d{2}$",
     "date_fcs": r"^\d{2}-[A-Za-z]{3}-\d{4}$",
     "date_us": r"^\d{2}/\d{2}/\d{4}$",
@@ -99,7 +99,7 @@ def type_column(text: pd.Series, f: Field) -> pd.Series:
         return stripped.mask(stripped == "")
     if f.kind == "code":
         return stripped.map(dict(f.codes or {})).astype("string")
-    pattern = _PATTERNS[f.kind]
+    pattern = FORMAT_PATTERNS[f.kind]
     ok = stripped.str.fullmatch(pattern).fillna(False).astype(bool)
     if f.kind in _FORMATS:
         parsed = pd.to_datetime(stripped.where(ok), format=_FORMATS[f.kind], errors="coerce")
