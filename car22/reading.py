@@ -17,6 +17,8 @@ import pandas as pd
 from car22.sources import FLOW_SAMPLE_COLUMN, Source, detect
 
 UTF8_BOM = b"\xef\xbb\xbf"
+SIGNATURES = {b"PK\x03\x04": "a ZIP container: XLSX or similar", b"%PDF": "a PDF document",
+              b"\xd0\xcf\x11\xe0": "a legacy Office document (XLS)"}
 TRAILER = re.compile(r"^\*{3}.*\*{3}$")  # exports.md §A: "*** END OF REPORT ***" is not a data row
 EXPORT_TIME = re.compile(r"_(\d{8}T\d{4})(?:\.[A-Za-z0-9]+)?$")
 
@@ -51,6 +53,9 @@ def decode(data: bytes) -> str:
     """UTF-8 text without its byte-order mark; anything else is refused with the reason."""
     if not data.strip():
         raise Unreadable("empty file: the export holds no header and no rows; re-export it")
+    for signature, kind in SIGNATURES.items():
+        if data.startswith(signature):
+            raise Unreadable(f"binary file, not CSV text ({kind}): export the table as UTF-8 CSV")
     if b"\x00" in data[:65536]:
         raise Unreadable("binary file, not CSV text (NUL bytes; UTF-16 or a spreadsheet?): export as UTF-8 CSV")
     if data.startswith(UTF8_BOM):

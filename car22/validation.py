@@ -129,8 +129,9 @@ def _source_checks(source: Source, protocol: Protocol) -> list[dict[str, Any]]:
             checks.append(_expectation(
                 "expect_column_values_to_be_between", f"{code.lower()}_plausible", "blocking",
                 f"{code} outside {low}–{high} in canonical units: impossible, check the value and unit",
-                column="value", min_value=low, max_value=high, row_condition=f'test_code=="{code}"',
-                condition_parser="pandas"))
+                column="value", min_value=low, max_value=high,
+                row_condition={"column": {"name": "test_code"}, "operator": "==", "parameter": code,
+                               "type": "comparison"}))
     if "specimen" in names and source.name.startswith("flow"):
         checks.append(_expectation("expect_column_values_to_be_in_set", "specimen_code", "blocking",
                                    "SPECIMEN must be BM or PB (exports.md §B)", column="specimen",
