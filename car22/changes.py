@@ -6,6 +6,8 @@ query (first_run_id = this run), rebuilt from tables like everything a monitor r
 """
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 # kind -> SQL yielding (participant_id, item, detail); item identifies the fact within the participant.
@@ -61,10 +63,18 @@ COMMENT ON COLUMN ops.clinical_events.first_run_id IS 'Run (ops.runs) that first
 """
 
 
+def _tables_read(sql: str) -> set[str]:
+    return {f"{schema}.{table}" for schema, table in re.findall(r"\b(core|mart)\.(\w+)", sql)}
+
+
 def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
-    """Append tonight's facts that no earlier run recorded."""
+    """Append tonight's facts that no earlier run recorded (a fact whose mart table is not built is skipped)."""
     con.execute(DDL)
+    existing = {f"{s}.{t}" for s, t in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('core', 'mart')").fetchall()}
     for kind, facts in FACTS.items():
+        if not _tables_read(facts) <= existing:
+            continue
         con.execute(f"""
             INSERT INTO ops.clinical_events
             SELECT '{kind}', f.participant_id, f.item, f.detail, ?

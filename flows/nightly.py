@@ -38,13 +38,15 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         steps.ingest(con, path, run_id, paths, validator, datetime.now())
     # 4. Current versions, core tables, enrollment holds, file counts.
     steps.resolve_core(con, run_id)
-    # 5. The clinical derivations (mart).
+    # 5. The clinical derivations (mart), and what changed clinically tonight.
     steps.derive(con, protocol)
+    steps.record_clinical_events(con, run_id)
     # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
     night.finish_run(con, run_id, datetime.now(), len(pending))
     summary = run_summary(con, run_id)
-    validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+    data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
     steps.publish(con, paths, pending)
+    steps.publish_artifacts(paths, run_id, data_docs)
     get_run_logger().info("run %d completed: %d rows loaded, %d rejected", run_id, summary.rows_loaded,
                           summary.rows_rejected)
     return summary

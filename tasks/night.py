@@ -6,9 +6,10 @@ from pathlib import Path
 
 import duckdb
 from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from car22 import night, progress, resolve
+from car22 import changes, monitor, night, progress, resolve
 from car22.config import Protocol
 from car22.ingest import FileOutcome, ingest_file
 from car22.validation import Validator
@@ -50,6 +51,24 @@ def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 @task(name="derive-mart", cache_policy=NONE)
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     night.derive(con, protocol)
+
+
+@task(name="record-clinical-events", cache_policy=NONE)
+def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    changes.record_clinical_events(con, run_id)
+
+
+@task(name="monitor-artifacts", cache_policy=NONE)
+def publish_artifacts(paths: night.Paths, run_id: int, data_docs_index: Path) -> None:
+    """The run's summary, file table and Data Docs link, under stable keys: the UI shows them night by night.
+    Rendered from the published warehouse, like everything a monitor reads."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        create_markdown_artifact(key="car22-run-summary", markdown=monitor.markdown_summary(con, run_id),
+                                 description=f"car22 run {run_id}")
+        create_table_artifact(key="car22-files", table=monitor.files_table(con, run_id),
+                              description=f"Files of car22 run {run_id}")
+    create_link_artifact(key="car22-data-docs", link=data_docs_index.resolve().as_uri(),
+                         link_text="Data Docs: validation of every file", description=f"car22 run {run_id}")
 
 
 @task(name="publish", cache_policy=NONE)

@@ -207,3 +207,19 @@ def test_any_order_in_one_run_or_several_gives_identical_core(prefect, one_night
     for name in expected:
         pd.testing.assert_frame_equal(expected[name], actual[name], check_like=True)
     shutil.rmtree(tmp_path)
+
+
+def test_monitors_get_a_summary_with_failed_checks_and_prefect_artifacts(one_night):
+    from prefect.client.orchestration import get_client
+
+    from car22.monitor import files_table, markdown_summary
+
+    with duckdb.connect(str(one_night.warehouse), read_only=True) as con:
+        markdown = markdown_summary(con, 1)
+        files = files_table(con, 1)
+    assert "| labs | unit_known | blocking | 1 | 1 |" in markdown
+    assert "| labs | participant_id_pattern | blocking | 1 | 1 |" in markdown
+    assert len(files) == len(exports())
+    with get_client(sync_client=True) as client:
+        keys = {artifact.key for artifact in client.read_artifacts()}
+    assert {"car22-run-summary", "car22-files", "car22-data-docs"} <= keys
