@@ -121,7 +121,9 @@ def start_run(con: duckdb.DuckDBPyConnection, protocol: Protocol, flow_run_id: s
 
 
 def enrolled_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {row[0] for row in con.execute("SELECT participant_id FROM core.participants").fetchall()}
+    """Participants with an enrollment record loaded so far, tonight's included (for the warning check;
+    the authoritative hold is recomputed from core after loading: car22.resolve.hold_unenrolled)."""
+    return {row[0] for row in con.execute("SELECT DISTINCT participant_id FROM staging.edc_enrollment").fetchall()}
 
 
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
