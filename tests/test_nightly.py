@@ -223,3 +223,25 @@ def test_monitors_get_a_summary_with_failed_checks_and_prefect_artifacts(one_nig
     with get_client(sync_client=True) as client:
         keys = {artifact.key for artifact in client.read_artifacts()}
     assert {"car22-run-summary", "car22-files", "car22-data-docs"} <= keys
+
+
+def test_end_to_end_on_the_generated_demo(prefect, tmp_path):
+    from car22.demo import generate
+
+    paths = Paths.under(tmp_path)
+    written = generate(paths.inbox)
+    summary = run(paths)
+    assert summary.status == "completed" and summary.files_seen == len(written)
+    assert summary.files_quarantined == 1
+    assert summary.rows_read == summary.rows_loaded + summary.rows_rejected
+    checks = dict(((c, s), n) for s, c, n in summary.rejections_by_check)
+    assert checks[("unit_known", "blocking")] == 1
+    assert checks[("participant_id_pattern", "blocking")] == 1
+    assert checks[("participant_enrolled", "held")] == 1
+    assert query(paths, "SELECT count(*), count(*) FILTER (WHERE infused) FROM core.participants") == [(20, 19)]
+    validated = query(paths, "SELECT report_path FROM ops.files WHERE report_path IS NOT NULL")
+    index = (paths.reports / "data_docs" / "index.html").read_text(encoding="utf-8")
+    assert len(validated) == summary.files_loaded + summary.files_partial
+    for (report_path,) in validated:
+        assert f"href='{Path(report_path).name}'" in index
+        assert (paths.reports / report_path).exists()
