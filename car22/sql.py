@@ -35,3 +35,11 @@ def set_protocol_variables(con: duckdb.DuckDBPyConnection, protocol: Protocol) -
     """Expose every protocol setting to SQL models as getvariable('<section>_<name>')."""
     for name, value in protocol_variables(protocol).items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+def comment_table(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str, str]) -> None:
+    """COMMENT ON the table ('' key) and each column, so duckdb_tables()/duckdb_columns() explain it."""
+    for column, text in comments.items():
+        quoted = text.replace("'", "''")
+        target = f"TABLE {table}" if column == "" else f'COLUMN {table}."{column}"'
+        con.execute(f"COMMENT ON {target} IS '{quoted}'")
