@@ -22,7 +22,7 @@ from car22.ingest import ensure_schema, inbox_files, sha256_of
 from car22.sql import set_protocol_variables
 
 # Derivations in dependency order (survival reads mart.mrd_assessments; toxicity reads the graded tables).
-DERIVATIONS: tuple[str, ...] = ("car22.mrd", "car22.survival")
+DERIVATIONS: tuple[str, ...] = ("car22.mrd", "car22.survival", "car22.kinetics")
 
 WORK_DB = "warehouse.duckdb"
 PENDING = "pending"

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from car22.config import Protocol
 
@@ -43,3 +44,18 @@ def comment_table(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str
         quoted = text.replace("'", "''")
         target = f"TABLE {table}" if column == "" else f'COLUMN {table}."{column}"'
         con.execute(f"COMMENT ON {target} IS '{quoted}'")
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, comments: dict[str, str],
+                  types: dict[str, str], default_type: str | None = None) -> None:
+    """Replace a mart table with a frame: the documented columns in order, cast to their types, commented."""
+    columns = [c for c in comments if c]
+    frame = frame.reindex(columns=columns)
+    select = ", ".join(f'CAST("{c}" AS {types.get(c, default_type)}) AS "{c}"' if c in types or default_type
+                       else f'"{c}"' for c in columns)
+    con.register("replace_frame", frame.astype(object).where(frame.notna(), None))
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM replace_frame")
+    finally:
+        con.unregister("replace_frame")
+    comment_table(con, table, comments)

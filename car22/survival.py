@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from car22.config import Protocol
-from car22.sql import comment_table
+from car22.sql import replace_table
 
 # Same-day events: the most specific evidence of disease names the event (derivations §5 lists the kinds).
 EVENT_PRECEDENCE = ("MORPHOLOGIC", "EXTRAMEDULLARY", "MRD", "DEATH")
@@ -194,22 +194,10 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
         endpoints.append({"endpoint": "RFS_1Y", "analysis": analysis, **landmark(
             curve, times, events, settings["landmark_day"]), "method": METHOD,
             "landmark_day": settings["landmark_day"]})
-    _create(con, "mart.rfs", rfs, RFS_COMMENTS,
+    replace_table(con, "mart.rfs", rfs, RFS_COMMENTS,
             {"start_date": "DATE", "end_date": "DATE", "time_days": "INTEGER", "event": "BOOLEAN"})
-    _create(con, "mart.rfs_curve", pd.concat(curves), CURVE_COMMENTS,
+    replace_table(con, "mart.rfs_curve", pd.concat(curves), CURVE_COMMENTS,
             {"time_days": "INTEGER", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE"})
-    _create(con, "mart.endpoints", pd.DataFrame(endpoints), ENDPOINT_COMMENTS,
+    replace_table(con, "mart.endpoints", pd.DataFrame(endpoints), ENDPOINT_COMMENTS,
             {"estimate": "DOUBLE", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE", "null_reason": "VARCHAR"})
 
-
-def _create(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, comments: dict[str, str],
-            types: dict[str, str]) -> None:
-    """Replace a mart table with the frame, columns in the documented order and types, then comment it."""
-    columns = [c for c in comments if c]
-    select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in columns)
-    con.register("frame", frame[columns])
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM frame")
-    finally:
-        con.unregister("frame")
-    comment_table(con, table, comments)
