@@ -200,7 +200,8 @@ def _lab_value(story: Story, code: str, d: int) -> float:
     elif code == "FIBR":
         value = 320 - 60 * inflammation
     elif code == "K":
-        value = 4.0 - (0.9 if d in (3, 4) and story.index % 4 == 0 else 0)
+        value = rng.uniform(3.8, 4.6) - (1.0 if d in (3, 4) and story.index % 4 == 0 else 0)
+        noise = 1.0
     else:  # IL6
         value = 1.2 + 300 * inflammation * (1 + rng.random())
     return value * noise

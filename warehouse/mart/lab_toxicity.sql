@@ -1,0 +1,92 @@
+-- mart.lab_toxicity: CTCAE v5.0 grade of every lab result collected from the first lymphodepletion dose on
+-- (derivations §4.3), by a join of core.lab_results to the criteria table mart.ctcae_criteria
+-- (warehouse/ctcae_criteria.csv, translated from the reference's admiral criteria).
+-- Grade = the highest grade whose criterion is met; NULL (with null_reason) when a higher grade could not be
+-- decided because a limit it needs (LLN, ULN) is missing: never a silent 0. Values and limits are compared
+-- after rounding both to ctcae_significant_digits significant digits, so 1.5 x ULN equals 1.5 x ULN.
+CREATE OR REPLACE TEMP MACRO signif(x, digits) AS
+    CASE WHEN x IS NULL OR x = 0 THEN x
+         ELSE round(x, CAST(digits - 1 - floor(log10(abs(x))) AS INTEGER)) END;
+
+CREATE OR REPLACE TABLE mart.lab_toxicity AS
+WITH terms AS (
+    SELECT DISTINCT term, test_code, direction FROM mart.ctcae_criteria
+), labs AS (
+    SELECT l.*, p.ld_start_date
+    FROM core.lab_results l JOIN core.participants p USING (participant_id)
+    WHERE l.test_code IN (SELECT test_code FROM terms) AND p.ld_start_date IS NOT NULL
+), baseline AS (
+    -- the last value collected before the day of the first lymphodepletion dose
+    SELECT participant_id, test_code, arg_max(value, collected_at) AS baseline_value,
+           arg_max(ref_high, collected_at) AS baseline_uln
+    FROM labs
+    WHERE CAST(collected_at AS DATE) < ld_start_date AND result_kind = 'VALUE'
+    GROUP BY participant_id, test_code
+), graded AS (
+    SELECT l.participant_id, l.accession, l.collected_at, l.study_day, l.test_code, t.term, t.direction, l.value,
+           l.unit, l.comparator, l.ref_low, l.ref_high, b.baseline_value,
+           b.baseline_value > coalesce(b.baseline_uln, l.ref_high) AS baseline_abnormal,
+           (l.comparator = '<' AND t.direction = 'H') OR (l.comparator = '>' AND t.direction = 'L') AS ambiguous
+    FROM labs l
+    JOIN terms t USING (test_code)
+    LEFT JOIN baseline b USING (participant_id, test_code)
+    WHERE CAST(l.collected_at AS DATE) >= l.ld_start_date AND l.result_kind IN ('VALUE', 'CENSORED')
+      AND l.value IS NOT NULL
+), checks AS (
+    SELECT g.accession, g.test_code, c.grade, c.basis, c.required = 'yes' AS required, c.operator,
+           g.comparator IS NOT NULL AS censored,
+           CASE c.basis WHEN 'ABSOLUTE' THEN c.factor WHEN 'ULN' THEN c.factor * g.ref_high
+                        WHEN 'LLN' THEN c.factor * g.ref_low WHEN 'BASELINE' THEN c.factor * g.baseline_value
+                        WHEN 'PCHG' THEN c.factor END AS threshold,
+           CASE WHEN c.basis <> 'PCHG' THEN g.value
+                -- fibrinogen "if abnormal": a fall from baseline counts only below the LLN
+                WHEN g.baseline_value > 0 AND g.value < g.ref_low
+                    THEN 100 * (g.value - g.baseline_value) / g.baseline_value END AS observed
+    FROM graded g JOIN mart.ctcae_criteria c USING (test_code)
+    WHERE c.baseline = 'any'
+       OR (c.baseline = 'abnormal' AND coalesce(g.baseline_abnormal, FALSE))
+       OR (c.baseline = 'normal' AND NOT coalesce(g.baseline_abnormal, FALSE))
+), evaluated AS (
+    SELECT accession, test_code, grade, basis, required, threshold IS NULL AS missing,
+           CASE WHEN threshold IS NULL OR observed IS NULL THEN FALSE
+                -- a censored result (<x for a decrease, >x for an increase) meets the criterion when its limit does
+                WHEN operator = '<' AND censored THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                                   <= signif(threshold, getvariable('ctcae_significant_digits'))
+                WHEN operator = '<' THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                       < signif(threshold, getvariable('ctcae_significant_digits'))
+                WHEN operator = '<=' THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                        <= signif(threshold, getvariable('ctcae_significant_digits'))
+                WHEN operator = '>' AND censored THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                                   >= signif(threshold, getvariable('ctcae_significant_digits'))
+                WHEN operator = '>' THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                       > signif(threshold, getvariable('ctcae_significant_digits'))
+                WHEN operator = '>=' THEN signif(observed, getvariable('ctcae_significant_digits'))
+                                        >= signif(threshold, getvariable('ctcae_significant_digits'))
+           END AS met
+    FROM checks
+), levels AS (
+    SELECT accession, test_code, grade, bool_or(met) AS met,
+           bool_or(missing AND required) AND NOT bool_or(met) AS unknown,
+           min(basis) FILTER (WHERE met) AS met_basis,
+           string_agg(DISTINCT basis, '/') FILTER (WHERE missing AND required) AS missing_basis
+    FROM evaluated GROUP BY accession, test_code, grade
+), decided AS (
+    SELECT accession, test_code,
+           coalesce(max(grade) FILTER (WHERE met), 0) AS best,
+           max(grade) FILTER (WHERE unknown) AS unknown_above,
+           arg_max(met_basis, grade) FILTER (WHERE met) AS basis,
+           string_agg(DISTINCT missing_basis, '/') FILTER (WHERE unknown) AS missing
+    FROM levels GROUP BY accession, test_code
+)
+SELECT g.participant_id, g.collected_at, g.study_day, g.test_code, g.term AS ctcae_term, g.value, g.unit,
+       CAST(CASE WHEN g.ambiguous OR d.unknown_above > d.best THEN NULL ELSE d.best END AS INTEGER) AS grade,
+       CASE WHEN g.ambiguous OR d.unknown_above > d.best OR d.best = 0 THEN NULL
+            WHEN d.basis = 'PCHG' THEN 'BASELINE' ELSE d.basis END AS grade_basis,
+       CASE WHEN g.ambiguous THEN 'censored result ' || g.comparator || g.value || ' cannot be graded for '
+                                  || CASE g.direction WHEN 'H' THEN 'an increase' ELSE 'a decrease' END
+            WHEN d.unknown_above > d.best THEN 'reference limit missing (' || d.missing || '): grade '
+                                               || d.unknown_above || ' or lower cannot be decided' END AS null_reason,
+       getvariable('ctcae_version') AS ctcae_version,
+       g.comparator, g.baseline_value, coalesce(g.baseline_abnormal, FALSE) AS baseline_abnormal,
+       g.ref_low AS lln, g.ref_high AS uln, g.accession
+FROM graded g JOIN decided d USING (accession, test_code);
