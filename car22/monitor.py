@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import duckdb
 
-from car22.changes import new_tonight
 from car22.summary import format_summary, run_summary
 
 
@@ -35,8 +34,6 @@ def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
     else:
         lines.append("None: every row of every new file met every expectation.")
     lines += ["", "## New clinical events tonight", ""]
-    changes = new_tonight(con, run_id) if con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ops' AND table_name = 'clinical_events'"
-    ).fetchall()[0][0] else []
-    lines += [f"- **{kind}** {participant}: {detail}" for kind, participant, detail in changes] or ["None."]
+    lines += [f"- **{kind}** {participant}: {detail}"
+              for kind, participant, detail in summary.new_events] or ["None."]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from car22.changes import new_tonight
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -21,6 +23,8 @@ class RunSummary:
     rows_held: int
     quarantined: list[tuple[str, str]]
     rejections_by_check: list[tuple[str, str, int]]
+    endpoints: list[tuple[str, float | None, float | None, float | None, int | None, str | None]]
+    new_events: list[tuple[str, str, str]]
 
 
 def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
@@ -43,8 +47,17 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
         SELECT r.severity, r.check_name, count(*) AS n
         FROM ops.rejected_rows r JOIN ops.files f USING (file_id)
         WHERE f.run_id = ? GROUP BY ALL ORDER BY n DESC, r.check_name""", [run_id]).fetchall()
+    endpoints = con.execute("""
+        SELECT analysis, estimate, ci_lower, ci_upper, n_at_risk, null_reason FROM mart.endpoints
+        WHERE endpoint = 'RFS_1Y' ORDER BY analysis""").fetchall() if _exists(con, "mart", "endpoints") else []
+    events = new_tonight(con, run_id) if _exists(con, "ops", "clinical_events") else []
     return RunSummary(run_id, status, files[0], files[1], files[2], files[3], files[4], int(files[5]),
-                      int(files[6]), int(files[7]), held, quarantined, by_check)
+                      int(files[6]), int(files[7]), held, quarantined, by_check, endpoints, events)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                            [schema, table]).fetchall()[0][0])
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -60,4 +73,16 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  quarantined {name}: {reason}")
     for severity, check, count in summary.rejections_by_check:
         lines.append(f"  {count:>6} rows {severity:<8} {check}")
+    for analysis, estimate, low, high, at_risk, reason in summary.endpoints:
+        value = "NULL" if estimate is None else f"{estimate:.3f}"
+        interval = f" (95% CI {low:.3f}-{high:.3f})" if low is not None and high is not None else ""
+        lines.append(f"  1-year RFS, {analysis}: {value}{interval}, {at_risk} at risk at day 365"
+                     + (f" [{reason}]" if reason else ""))
+    shown = summary.new_events[:15]
+    if summary.new_events:
+        lines.append(f"  new clinical events tonight: {len(summary.new_events)}")
+    for kind, participant, detail in shown:
+        lines.append(f"    {kind:<16} {participant}: {detail}")
+    if len(summary.new_events) > len(shown):
+        lines.append(f"    ... and {len(summary.new_events) - len(shown)} more (ops.clinical_events)")
     return "\n".join(lines)
