@@ -1,4 +1,4 @@
-"""The `car22` command: ingest the inbox, write demo exports, rebuild reports.
+"""The `car22` command: ingest the inbox, rebuild the trial report, write demo exports.
 
 Exit codes: 0 success (a run that quarantined files still completed), 1 the run failed, 2 usage error.
 Every path can come from a flag or a CAR22_* environment variable (flags win).
@@ -81,6 +81,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     bar.close()
     print(format_summary(summary))
     print(f"  warehouse (read-only): {paths.warehouse}")
+    report = paths.reports / "trial_report.html"
+    print(f"  trial report:          {report}" + ("" if report.exists() else
+                                                   "  (NOT WRITTEN: see the Prefect log, then `car22 report`)"))
     print(f"  Data Docs:             {paths.reports / 'data_docs' / 'index.html'}")
     print(f"  archive:               {paths.archive}")
     return EXIT_OK
@@ -99,6 +102,19 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    if not paths.warehouse.is_file():
+        print(f"car22: no warehouse at {paths.warehouse}: run `car22 ingest` first or pass --warehouse",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from car22.report import write_report
+
+    out = args.out or paths.reports
+    print(f"trial report: {write_report(paths.warehouse, out)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0],
                                      epilog="Exit codes: 0 success, 1 run failed, 2 usage error.")
@@ -112,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                                              "if files were quarantined; 1 when the run itself failed.")
     _add_path_flags(ingest)
     ingest.set_defaults(handler=cmd_ingest)
+
+    rebuild = commands.add_parser("report", help="rebuild the trial summary page from a published warehouse",
+                                  description="Rebuild the monitors' trial summary (static HTML, works offline) "
+                                              "from a published warehouse, without ingesting anything.")
+    _add_path_flags(rebuild)
+    rebuild.add_argument("--out", type=Path, help="folder for trial_report.html (default: the reports folder)")
+    rebuild.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser("demo-data", help="write a realistic, deterministic set of demo exports",
                                description="Write realistic demo exports (with deliberate defects) for a "

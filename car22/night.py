@@ -21,9 +21,10 @@ from car22.config import Protocol
 from car22.ingest import ensure_schema, inbox_files, sha256_of
 from car22.sql import set_protocol_variables
 
-# Derivations in dependency order (survival reads mart.mrd_assessments; toxicity reads the graded tables).
-DERIVATIONS: tuple[str, ...] = ("car22.mrd", "car22.survival", "car22.kinetics", "car22.crs", "car22.icans",
-                                "car22.ctcae", "car22.toxicity")
+# Derivations in dependency order (survival and eligibility read mart.mrd_assessments; toxicity reads the
+# graded tables).
+DERIVATIONS: tuple[str, ...] = ("car22.mrd", "car22.survival", "car22.eligibility", "car22.dosing",
+                                "car22.kinetics", "car22.crs", "car22.icans", "car22.ctcae", "car22.toxicity")
 
 WORK_DB = "warehouse.duckdb"
 PENDING = "pending"

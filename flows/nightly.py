@@ -46,7 +46,14 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     summary = run_summary(con, run_id)
     data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
     steps.publish(con, paths, pending)
-    steps.publish_artifacts(paths, run_id, data_docs)
+    # 7. What monitors read, from the published warehouse. The night's data is published by now: a failure
+    #    here is reported, and the page can be rebuilt with `car22 report`.
+    try:
+        steps.publish_artifacts(paths, run_id, data_docs)
+        steps.write_report(paths)
+    except Exception as error:  # noqa: BLE001 - the run's data is published; say what failed and how to redo it
+        get_run_logger().error("monitor reports not written (%s: %s): run `car22 report` to rebuild them",
+                               type(error).__name__, error)
     get_run_logger().info("run %d completed: %d rows loaded, %d rejected", run_id, summary.rows_loaded,
                           summary.rows_rejected)
     return summary

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from car22 import changes, monitor, night, progress, resolve
+from car22 import changes, monitor, night, progress, report, resolve
 from car22.config import Protocol
 from car22.ingest import FileOutcome, ingest_file
 from car22.validation import Validator
@@ -69,6 +69,15 @@ def publish_artifacts(paths: night.Paths, run_id: int, data_docs_index: Path) ->
                               description=f"Files of car22 run {run_id}")
     create_link_artifact(key="car22-data-docs", link=data_docs_index.resolve().as_uri(),
                          link_text="Data Docs: validation of every file", description=f"car22 run {run_id}")
+
+
+@task(name="trial-report", cache_policy=NONE)
+def write_report(paths: night.Paths) -> Path:
+    """The monitors' page, from the published warehouse, with a link artifact under a stable key."""
+    page = report.write_report(paths.warehouse, paths.reports)
+    create_link_artifact(key="car22-trial-report", link=page.resolve().as_uri(),
+                         link_text="Trial summary: status, swimmer plot, RFS, expansion, toxicity, data quality")
+    return page
 
 
 @task(name="publish", cache_policy=NONE)

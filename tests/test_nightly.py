@@ -71,11 +71,7 @@ def write(folder: Path, files: dict[str, str]) -> None:
         (folder / name).write_bytes(content.encode("utf-8"))
 
 
-def run(paths: Paths):
-    from flows.nightly import nightly
-
-    return nightly(inbox=str(paths.inbox), warehouse=str(paths.warehouse), archive=str(paths.archive),
-                   reports=str(paths.reports), work=str(paths.work))
+from conftest import run  # noqa: E402
 
 
 def core_tables(warehouse: Path) -> dict[str, pd.DataFrame]:
@@ -84,14 +80,6 @@ def core_tables(warehouse: Path) -> dict[str, pd.DataFrame]:
             "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'core' ORDER BY 1").fetchall()]
         return {name: con.sql(f"SELECT * FROM core.{name}").df().sort_values(
             list(con.sql(f"SELECT * FROM core.{name}").columns)).reset_index(drop=True) for name in names}
-
-
-@pytest.fixture(scope="session")
-def prefect():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -225,12 +213,8 @@ def test_monitors_get_a_summary_with_failed_checks_and_prefect_artifacts(one_nig
     assert {"car22-run-summary", "car22-files", "car22-data-docs"} <= keys
 
 
-def test_end_to_end_on_the_generated_demo(prefect, tmp_path):
-    from car22.demo import generate
-
-    paths = Paths.under(tmp_path)
-    written = generate(paths.inbox)
-    summary = run(paths)
+def test_end_to_end_on_the_generated_demo(demo_night):
+    paths, written, summary = demo_night
     assert summary.status == "completed" and summary.files_seen == len(written)
     assert summary.files_quarantined == 1
     assert summary.rows_read == summary.rows_loaded + summary.rows_rejected
@@ -245,3 +229,6 @@ def test_end_to_end_on_the_generated_demo(prefect, tmp_path):
     for (report_path,) in validated:
         assert f"href='{Path(report_path).name}'" in index
         assert (paths.reports / report_path).exists()
+    estimate = query(paths, "SELECT estimate, ci_lower, ci_upper FROM mart.endpoints WHERE analysis = 'primary'")[0]
+    assert 0 < estimate[1] < estimate[0] < estimate[2] <= 1
+    assert (paths.reports / "trial_report.html").exists()
