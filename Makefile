@@ -31,5 +31,8 @@ demo: setup  ## fresh demo: generate exports, run the nightly flow, show where e
 	$(BIN)/car22 demo-data --out $(DEMO_DIR)/inbox
 	$(BIN)/car22 ingest --data-dir $(DEMO_DIR)
 
+bench: setup  ## benchmark the nightly run against bare DuckDB: make bench N=2000
+	$(BIN)/python bench/run.py --participants $(N)
+
 clean:  ## remove the venv and generated data
 	rm -rf $(VENV) data build *.egg-info

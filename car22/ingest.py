@@ -17,6 +17,7 @@ from typing import Protocol as TypingProtocol
 import duckdb
 import pandas as pd
 
+from car22 import timing
 from car22.reading import ExportRows, Unreadable, export_time, read_export, record_json
 from car22.sources import SOURCES, Source, type_frame
 from car22.sql import SQL_DIR, run_sql_file
@@ -155,7 +156,8 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         if common["exported"] is None:
             raise Unreadable("the file name carries no export time (expected <prefix>_YYYYMMDDTHHMM.csv, "
                              "exports.md): rename it with its export time and drop it again")
-        rows = read_export(data)
+        with timing.stage("parse"):
+            rows = read_export(data)
     except Unreadable as problem:
         reason = str(problem)
         _record_file(**common, source=None, status="quarantined", rows_read=0, rows_loaded=0,
@@ -170,10 +172,13 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         for number, reason in skip.items():
             rejected.setdefault(int(number), ("not_a_sample", str(reason), "skip"))
     candidates = rows.rows.drop(index=list(rejected))
-    typed = type_frame(source, candidates)
-    validation = validator.validate(
-        source, validation_frame(source, candidates, typed), file_id=file_id, file_name=file_name,
-        export_time=common["exported"], run_time=common["received_at"], enrolled_ids=enrolled_ids)
+    with timing.stage("parse"):
+        typed = type_frame(source, candidates)
+        frame = validation_frame(source, candidates, typed)
+    with timing.stage("validate"):
+        validation = validator.validate(
+            source, frame, file_id=file_id, file_name=file_name, export_time=common["exported"],
+            run_time=common["received_at"], enrolled_ids=enrolled_ids)
     blocking: dict[int, list] = {}
     warnings = []
     for finding in validation.findings:
@@ -184,9 +189,10 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
     for number, found in blocking.items():
         rejected[number] = (found[0].check_name, "; ".join(f.reason for f in found), "blocking")
 
-    _append_raw(con, source, rows, file_id)
-    loaded = typed.drop(index=[n for n in rejected if n in typed.index])
-    _append_staging(con, source, loaded, file_id, common["exported"])
+    with timing.stage("load"):
+        _append_raw(con, source, rows, file_id)
+        loaded = typed.drop(index=[n for n in rejected if n in typed.index])
+        _append_staging(con, source, loaded, file_id, common["exported"])
     run_id = common["run_id"]
     if rejected:
         con.executemany(

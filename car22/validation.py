@@ -94,7 +94,7 @@ def _source_checks(source: Source, protocol: Protocol) -> list[dict[str, Any]]:
     checks = [_expectation(
         "expect_column_values_to_match_regex", "participant_id_pattern", "blocking",
         "participant ID does not match the trial's pattern (trial.md): unknown participant",
-        column="participant_id", regex=protocol["study"]["participant_id_pattern"])]
+        column="participant_id", regex={"$PARAMETER": "participant_id_pattern"})]
     if source.name != "edc_enrollment":
         checks.append(_expectation(
             "expect_column_values_to_be_in_set", "participant_enrolled", "warning",
@@ -264,6 +264,7 @@ class Validator:
             "study_start": pd.Timestamp(self.protocol["study"]["study_start_date"]),
             "export_time": pd.Timestamp(export_time or run_time),
             "enrolled_ids": sorted(enrolled_ids),
+            "participant_id_pattern": self.protocol["study"]["participant_id_pattern"],
         }
         batch = self._batches.get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(self._suites[source.name], expectation_parameters=parameters, result_format={

@@ -5,7 +5,7 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from car22 import night
+from car22 import night, timing
 from car22.config import load_protocol
 from car22.summary import RunSummary, run_summary
 from car22.validation import Validator
@@ -20,6 +20,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
 
     Paths not given come from CAR22_* variables, then from the data folder (car22.night.Paths.resolve).
     """
+    timing.mark("flow_start")
     paths = night.Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
                                 work=work)
     paths.create()
@@ -33,7 +34,8 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     new_files, _leftovers = night.already_recorded(con, pending)
     run_id = night.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
     # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
-    validator = Validator(paths.reports, protocol)
+    with timing.stage("validate"):
+        validator = Validator(paths.reports, protocol)
     for path in new_files:
         steps.ingest(con, path, run_id, paths, validator, datetime.now())
     # 4. Current versions, core tables, enrollment holds, file counts.

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from car22 import changes, monitor, night, progress, report, resolve
+from car22 import changes, monitor, night, progress, report, resolve, timing
 from car22.config import Protocol
 from car22.ingest import FileOutcome, ingest_file
 from car22.validation import Validator
@@ -45,12 +45,14 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: night
 
 @task(name="resolve-versions-and-core", cache_policy=NONE)
 def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
-    resolve.resolve(con, run_id)
+    with timing.stage("core"):
+        resolve.resolve(con, run_id)
 
 
 @task(name="derive-mart", cache_policy=NONE)
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
-    night.derive(con, protocol)
+    with timing.stage("derive"):
+        night.derive(con, protocol)
 
 
 @task(name="record-clinical-events", cache_policy=NONE)
@@ -82,6 +84,7 @@ def write_report(paths: night.Paths) -> Path:
 
 @task(name="publish", cache_policy=NONE)
 def publish(con: duckdb.DuckDBPyConnection, paths: night.Paths, done: list[Path]) -> None:
-    night.publish(con, paths)
-    night.clear_pending(done)
+    with timing.stage("publish"):
+        night.publish(con, paths)
+        night.clear_pending(done)
     get_run_logger().info("published %s", paths.warehouse)
