@@ -17,7 +17,7 @@ from typing import Protocol as TypingProtocol
 import duckdb
 import pandas as pd
 
-from car22 import timing
+from car22 import faults, timing
 from car22.reading import ExportRows, Unreadable, export_time, read_export, record_json
 from car22.sources import SOURCES, Source, type_frame
 from car22.sql import SQL_DIR, run_sql_file
@@ -133,6 +133,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, run_id: int, arch
     try:
         file_id, duplicate_of = assign_file_id(con, sha)
         archived = archive(data, archive_dir, received_at, file_id, file_name)
+        faults.checkpoint("archived")
         common = dict(con=con, file_id=file_id, file_name=file_name, sha=sha, size=len(data),
                       exported=exported, received_at=received_at, run_id=run_id, archive_path=archived)
         if duplicate_of is not None:
@@ -142,7 +143,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, run_id: int, arch
             outcome = FileOutcome(file_id, file_name, None, "duplicate", 0, 0, 0, reason)
         else:
             outcome = _load(common, data, validator, enrolled_ids)
+        faults.checkpoint("before file commit")
         con.execute("COMMIT")
+        faults.checkpoint("file committed")
         return outcome
     except BaseException:
         con.execute("ROLLBACK")
@@ -179,6 +182,7 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         validation = validator.validate(
             source, frame, file_id=file_id, file_name=file_name, export_time=common["exported"],
             run_time=common["received_at"], enrolled_ids=enrolled_ids)
+    faults.checkpoint("validated")
     blocking: dict[int, list] = {}
     warnings = []
     for finding in validation.findings:
@@ -191,6 +195,7 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
 
     with timing.stage("load"):
         _append_raw(con, source, rows, file_id)
+        faults.checkpoint("raw appended")
         loaded = typed.drop(index=[n for n in rejected if n in typed.index])
         _append_staging(con, source, loaded, file_id, common["exported"])
     run_id = common["run_id"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from car22 import faults
 from car22.config import Protocol
 from car22.ingest import ensure_schema, inbox_files, sha256_of
 from car22.sql import set_protocol_variables
@@ -88,6 +89,7 @@ def take_inbox(paths: Paths) -> list[Path]:
         if target.exists():  # a file of the same name is still pending: keep both, the later one renamed
             target = pending / f"{path.stem}.{sha256_of(path.read_bytes())[:8]}{path.suffix}"
         shutil.move(path, target)
+        faults.checkpoint("taken from the inbox")
     return inbox_files(pending)
 
 
@@ -133,6 +135,7 @@ def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     set_protocol_variables(con, protocol)
     for name in DERIVATIONS:
         importlib.import_module(name).build(con, protocol)
+        faults.checkpoint(f"derived {name}")
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, finished_at: datetime, files_seen: int) -> None:
@@ -160,10 +163,12 @@ def publish(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     con.close()
     staged = paths.warehouse.with_name(paths.warehouse.name + ".publishing")
     shutil.move(paths.work / WORK_DB, staged)  # a rename when on the same file system
+    faults.checkpoint("staged for publishing")
     with open(staged, "rb") as handle:
         os.fsync(handle.fileno())
     os.chmod(staged, 0o444)
     os.replace(staged, paths.warehouse)
+    faults.checkpoint("published")
     directory = os.open(paths.warehouse.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -175,3 +180,4 @@ def clear_pending(files: list[Path]) -> None:
     """After publishing, the pending files are recorded and archived: remove them."""
     for path in files:
         path.unlink(missing_ok=True)
+        faults.checkpoint("pending file cleared")

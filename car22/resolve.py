@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
+from car22 import faults
 from car22.ingest import quote
 from car22.sources import EDC_ENROLLMENT, SOURCES, Source
 from car22.sql import run_sql_file
@@ -126,6 +127,8 @@ def refresh_file_counts(con: duckdb.DuckDBPyConnection) -> None:
 def resolve(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
     """Current versions, core tables, enrollment holds and file counts, in that order."""
     build_current_versions(con)
+    faults.checkpoint("current versions")
     build_core(con)
+    faults.checkpoint("core")
     hold_unenrolled(con, run_id)
     refresh_file_counts(con)

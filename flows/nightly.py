@@ -5,7 +5,7 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from car22 import night, timing
+from car22 import faults, night, timing
 from car22.config import load_protocol
 from car22.summary import RunSummary, run_summary
 from car22.validation import Validator
@@ -43,10 +43,13 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     # 5. The clinical derivations (mart), and what changed clinically tonight.
     steps.derive(con, protocol)
     steps.record_clinical_events(con, run_id)
+    faults.checkpoint("clinical events")
     # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
     night.finish_run(con, run_id, datetime.now(), len(pending))
+    faults.checkpoint("run finished")
     summary = run_summary(con, run_id)
     data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+    faults.checkpoint("data docs index")
     steps.publish(con, paths, pending)
     # 7. What monitors read, from the published warehouse. The night's data is published by now: a failure
     #    here is reported, and the page can be rebuilt with `car22 report`.

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from car22 import changes, monitor, night, progress, report, resolve, timing
+from car22 import changes, faults, monitor, night, progress, report, resolve, timing
 from car22.config import Protocol
 from car22.ingest import FileOutcome, ingest_file
 from car22.validation import Validator
@@ -20,6 +20,7 @@ def take_inbox(paths: night.Paths) -> list[Path]:
     pending = night.take_inbox(paths)
     get_run_logger().info("%d file(s) to process from %s", len(pending), paths.inbox)
     progress.report("total", len(pending))
+    faults.checkpoint("task take-inbox")
     return pending
 
 
@@ -40,6 +41,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: night
         logger.info("%s: %s (%s), %d rows read, %d loaded, %d rejected", outcome.file_name, outcome.status,
                     outcome.source or "-", outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected)
     progress.report("file")
+    faults.checkpoint("task ingest-file")
     return outcome
 
 
