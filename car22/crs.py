@@ -127,8 +127,9 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     assessments = con.sql("""SELECT * FROM core.crs_assessments WHERE study_day IS NOT NULL
                              ORDER BY participant_id, study_day""").df()
     daily, summary = [], []
+    by_participant = dict(tuple(assessments.groupby("participant_id", sort=False)))
     for person in people.itertuples():
-        own = assessments[assessments.participant_id == person.participant_id]
+        own = by_participant.get(person.participant_id, assessments.iloc[0:0])
         days = [Day(int(r.study_day), None if pd.isna(r.tmax_c) else float(r.tmax_c),
                     None if pd.isna(r.hypotension) else int(r.hypotension), bool(r.vasopressin is True),
                     None if pd.isna(r.oxygen) else int(r.oxygen), bool(r.tocilizumab is True),

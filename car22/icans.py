@@ -93,8 +93,9 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     assessments = con.sql("""SELECT * FROM core.icans_assessments WHERE study_day IS NOT NULL
                              ORDER BY participant_id, study_day""").df()
     daily, summary = [], []
+    by_participant = dict(tuple(assessments.groupby("participant_id", sort=False)))
     for pid in people.participant_id:
-        own = assessments[assessments.participant_id == pid]
+        own = by_participant.get(pid, assessments.iloc[0:0])
         rows = [{"participant_id": pid, "assess_date": r.assess_date, "study_day": int(r.study_day),
                  "tool": r.tool, "score": value(r.score),
                  "score_grade": score_grade(r.tool, value(r.score), r.unable_to_assess is True,

@@ -35,19 +35,22 @@ def profile_metrics(days: Sequence[int], values: Sequence[float], *, assume_zero
                     windows: dict[str, Sequence[int]] | None = None) -> dict:
     """Metrics of one participant's profile (derivations §3). Samples before day 0 are baseline and ignored;
     several samples on one day are averaged; (0, 0) is assumed when asked and no day-0 sample exists."""
-    frame = pd.DataFrame({"day": days, "value": values}).dropna()
-    frame = frame[frame.day >= 0].groupby("day", as_index=False)["value"].mean().sort_values("day")
-    measured = frame.copy()
-    if assume_zero_at_day0 and (frame.empty or frame.day.iloc[0] != 0):
-        frame = pd.concat([pd.DataFrame({"day": [0], "value": [0.0]}), frame], ignore_index=True)
-    t, c = frame.day.to_list(), frame.value.to_list()
+    by_day: dict[int, list[float]] = {}
+    for day, value in zip(days, values):
+        if day is not None and value is not None and not math.isnan(value) and day >= 0:
+            by_day.setdefault(int(day), []).append(float(value))
+    measured = [(day, sum(v) / len(v)) for day, v in sorted(by_day.items())]
+    points = list(measured)
+    if assume_zero_at_day0 and (not points or points[0][0] != 0):
+        points.insert(0, (0, 0.0))
+    t, c = [d for d, _ in points], [v for _, v in points]
     result: dict = {"n_samples": len(measured), "cmax": None, "tmax_day": None, "auc_0_28": None,
                     "auc_0_last": None, "tlast_day": None, "clast": None, "auc_method": auc_method}
-    positive = measured[(measured.day > 0) & (measured.value > 0)]
-    if not positive.empty:
-        peak = positive.value.max()
-        result["cmax"], result["tmax_day"] = float(peak), int(positive[positive.value == peak].day.iloc[0])
-        result["tlast_day"], result["clast"] = int(positive.day.iloc[-1]), float(positive.value.iloc[-1])
+    positive = [(d, v) for d, v in measured if d > 0 and v > 0]
+    if positive:
+        peak = max(v for _, v in positive)
+        result["cmax"], result["tmax_day"] = peak, next(d for d, v in positive if v == peak)
+        result["tlast_day"], result["clast"] = positive[-1]
     if t:
         last = result["tlast_day"]
         if last is None:
@@ -57,8 +60,8 @@ def profile_metrics(days: Sequence[int], values: Sequence[float], *, assume_zero
             result["auc_0_last"] = area([t[i] for i in upto], [c[i] for i in upto], auc_method)
         result["auc_0_28"] = _area_to(t, c, auc_end_day, auc_method)
     for flag, (low, high) in (windows or {}).items():
-        inside = measured[(measured.day >= low) & (measured.day <= high)]
-        result[flag] = None if inside.empty else bool((inside.value > 0).any())
+        inside = [v for d, v in measured if low <= d <= high]
+        result[flag] = None if not inside else any(v > 0 for v in inside)
     return result
 
 
@@ -193,8 +196,10 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                          ORDER BY participant_id, study_day""").df()
     window = settings["persistence_windows"]["detect_d28"]
     aplasia = []
+    empty = b_cells.iloc[0:0]
+    by_participant = dict(tuple(b_cells.groupby("participant_id", sort=False)))
     for pid in infused:
-        own = b_cells[b_cells.participant_id == pid]
+        own = by_participant.get(pid, empty)
         states = b_cell_states(own.cd19b_pct.tolist(), own.cd19b_abs_cells_ul.tolist(),
                                max_pct=settings["bca_max_b_cell_pct"], max_abs=settings["bca_max_b_cell_abs_per_ul"])
         aplasia.append({"participant_id": pid, **b_cell_aplasia(own.study_day.tolist(), states,

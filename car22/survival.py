@@ -116,10 +116,12 @@ def outcomes(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> pd.DataFrame
         SELECT participant_id, collected_on, mrd_status FROM mart.mrd_assessments
         WHERE specimen = 'BM' AND study_day >= 0 AND mrd_status <> 'NOT_EVALUABLE'""").df()
     rows = []
+    disease_by = dict(tuple(disease.groupby("participant_id", sort=False)))
+    marrow_by = dict(tuple(marrow.groupby("participant_id", sort=False)))
     for person in people.itertuples():
         infusion = person.infusion_date.date()
-        own_disease = disease[disease.participant_id == person.participant_id]
-        own_marrow = marrow[marrow.participant_id == person.participant_id]
+        own_disease = disease_by.get(person.participant_id, disease.iloc[0:0])
+        own_marrow = marrow_by.get(person.participant_id, marrow.iloc[0:0])
         events = [(d.date(), "MORPHOLOGIC") for d in own_disease.assess_date[own_disease.morphologic == True]]  # noqa: E712
         events += [(d.date(), "EXTRAMEDULLARY") for d in own_disease.assess_date[own_disease.extramedullary]]
         events += [(d.date(), "MRD") for d, s in zip(own_marrow.collected_on, own_marrow.mrd_status)
