@@ -130,6 +130,17 @@ def enrolled_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute("SELECT DISTINCT participant_id FROM staging.edc_enrollment").fetchall()}
 
 
+def needs_rebuild(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
+    """core and mart are a pure function of staging, the protocol and the code: rebuild them only when this
+    run loaded rows, or the settings or code changed since the last completed run."""
+    loaded = con.execute("SELECT count(*) FROM ops.files WHERE run_id = ? AND status IN ('loaded', "
+                         "'partially_loaded')", [run_id]).fetchall()[0][0]
+    this = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE run_id = ?", [run_id]).fetchall()[0]
+    last = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE status = 'completed' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchall()
+    return bool(loaded) or not last or last[0] != this
+
+
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     """Rebuild every mart table from core (derivations.md), each rule in its own module."""
     set_protocol_variables(con, protocol)

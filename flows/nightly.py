@@ -38,12 +38,13 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         validator = Validator(paths.reports, protocol)
     for path in new_files:
         steps.ingest(con, path, run_id, paths, validator, datetime.now())
-    # 4. Current versions, core tables, enrollment holds, file counts.
-    steps.resolve_core(con, run_id)
-    # 5. The clinical derivations (mart), and what changed clinically tonight.
-    steps.derive(con, protocol)
-    steps.record_clinical_events(con, run_id)
-    faults.checkpoint("clinical events")
+    if night.needs_rebuild(con, run_id):
+        # 4. Current versions, core tables, enrollment holds, file counts.
+        steps.resolve_core(con, run_id)
+        # 5. The clinical derivations (mart), and what changed clinically tonight.
+        steps.derive(con, protocol)
+        steps.record_clinical_events(con, run_id)
+        faults.checkpoint("clinical events")
     # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
     night.finish_run(con, run_id, datetime.now(), len(pending))
     faults.checkpoint("run finished")
