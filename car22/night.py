@@ -58,9 +58,14 @@ class Paths:
         return cls(**chosen)
 
     def create(self) -> None:
+        """Create the folders, or say which one cannot be used and why."""
         for folder in (self.inbox, self.archive, self.reports, self.work, self.work / PENDING,
                        self.warehouse.parent):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OSError(f"cannot use folder {folder}: {error.strerror} (is it a file, read-only, or the disk "
+                              f"full?): fix it or point CAR22_* / the flags elsewhere, then run again") from None
 
 
 def code_version() -> str:
