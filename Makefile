@@ -34,5 +34,9 @@ demo: setup  ## fresh demo: generate exports, run the nightly flow, show where e
 bench: setup  ## benchmark the nightly run against bare DuckDB: make bench N=2000
 	$(BIN)/python bench/run.py --participants $(N)
 
+reliability: setup  ## every kill point, thousands of fuzzed exports, readers under load, resources
+	CAR22_KILL_POINTS=all CAR22_FUZZ_EXAMPLES=3000 $(BIN)/pytest tests/test_crash.py \
+		tests/test_fuzz.py tests/test_readers.py tests/test_resources.py
+
 clean:  ## remove the venv and generated data
 	rm -rf $(VENV) data build *.egg-info
