@@ -1,6 +1,6 @@
 """Row-level validation with Great Expectations: one suite per source, Data Docs for monitors.
 
-The suites are JSON under expectations/, generated from the source descriptions and the protocol settings
+The suites are JSON under expectations/, generated from the source descriptions
 (`python -m car22.validation --write-suites`) and committed, so a change to a check is reviewed as a diff;
 a test keeps the committed files equal to what the generator writes. Each expectation carries in `meta`
 its `check_name`, its `severity` (blocking: failing rows are rejected; warning: rows load, the finding is
@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from car22.config import Protocol, load_protocol
+from car22.config import Protocol
 from car22.sources import FORMAT_PATTERNS, LABS, SOURCES, Field, Source
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
@@ -88,7 +88,7 @@ def _field_checks(source: Source, f: Field) -> list[dict[str, Any]]:
     return checks
 
 
-def _source_checks(source: Source, protocol: Protocol) -> list[dict[str, Any]]:
+def _source_checks(source: Source) -> list[dict[str, Any]]:
     """Checks that span fields or depend on the source."""
     names = {f.name for f in source.fields}
     checks = [_expectation(
@@ -170,18 +170,18 @@ def _source_checks(source: Source, protocol: Protocol) -> list[dict[str, Any]]:
     return checks
 
 
-def suite_definition(source: Source, protocol: Protocol) -> dict[str, Any]:
+def suite_definition(source: Source) -> dict[str, Any]:
     """The suite of one source, as committed under expectations/<source>.json."""
-    expectations = [c for f in source.fields for c in _field_checks(source, f)] + _source_checks(source, protocol)
+    expectations = [c for f in source.fields for c in _field_checks(source, f)] + _source_checks(source)
     return {"name": source.name, "expectations": expectations}
 
 
-def write_suites(protocol: Protocol, folder: Path = SUITES_DIR) -> list[Path]:
+def write_suites(folder: Path = SUITES_DIR) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for source in SOURCES:
         path = folder / f"{source.name}.json"
-        path.write_text(json.dumps(suite_definition(source, protocol), indent=2, ensure_ascii=False) + "\n",
+        path.write_text(json.dumps(suite_definition(source), indent=2, ensure_ascii=False) + "\n",
                         encoding="utf-8")
         written.append(path)
     return written
@@ -348,14 +348,13 @@ def _page(title: str, body: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car22.validation",
                                      description="Regenerate the suites under expectations/ from the source "
-                                                 "descriptions and the protocol settings.")
+                                                 "descriptions.")
     parser.add_argument("--write-suites", action="store_true", help="write expectations/<source>.json")
-    parser.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
     args = parser.parse_args(argv)
     if not args.write_suites:
         parser.print_help()
         return 2
-    for path in write_suites(load_protocol(args.protocol)):
+    for path in write_suites():
         print(path)
     return 0
 
