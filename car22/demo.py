@@ -548,7 +548,6 @@ def _defects(out_dir: Path, labs: dict, mrd: dict, qpcr: dict, as_of: date, seed
     rerun = list(qpcr[qpcr_exports[1]][0])
     rerun[8] = rerun[8] + "-RERUN"
     qpcr.setdefault(qpcr_exports[2], []).append(rerun)                         # qPCR rerun
-    written = []
     original = _write(out_dir / f"qpcr_{qpcr_exports[0]:%Y%m%dT%H%M}.csv", QPCR_HEADER,
                       [",".join(r) for r in qpcr.pop(qpcr_exports[0])])
     duplicate = out_dir / f"qpcr_{qpcr_exports[0] + timedelta(days=1):%Y%m%dT%H%M}.csv"

@@ -18,40 +18,31 @@ import duckdb
 import pandas as pd
 
 from car22.config import Protocol
+from car22.numbers import number, signif
 from car22.sql import replace_table
 
 RULE = "derivations §6.2"
 AGENTS = ("fludarabine", "cyclophosphamide")
-SIGNIFICANT_DIGITS = 12
 
 
-def _num(x: Any) -> float | None:
-    if x is None or x is pd.NA or x is pd.NaT:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
-
-
-def _sig(x: float) -> float:
-    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
 
 
 def mosteller_bsa(height_cm: float | None, weight_kg: float | None) -> float | None:
     """BSA (m²) = √(height_cm × weight_kg / 3600); None when either is missing or not positive."""
-    height, weight = _num(height_cm), _num(weight_kg)
+    height, weight = number(height_cm), number(weight_kg)
     if height is None or weight is None or height <= 0 or weight <= 0:
         return None
     return math.sqrt(height * weight / 3600)
 
 
 def expected_dose(mg_per_m2: float, bsa_m2: float | None) -> float | None:
-    bsa = _num(bsa_m2)
+    bsa = number(bsa_m2)
     return None if bsa is None else mg_per_m2 * bsa
 
 
 def deviation_pct(dose_mg: float | None, expected_mg: float | None) -> float | None:
     """100 · (dose − expected) / expected."""
-    dose, expected = _num(dose_mg), _num(expected_mg)
+    dose, expected = number(dose_mg), number(expected_mg)
     if dose is None or expected is None or expected == 0:
         return None
     return 100 * (dose - expected) / expected
@@ -59,7 +50,7 @@ def deviation_pct(dose_mg: float | None, expected_mg: float | None) -> float | N
 
 def within_tolerance(deviation: float, tolerance_pct: float) -> bool:
     """|deviation| ≤ tolerance at 12 significant digits (a dose exactly 10 % off is within ±10 %)."""
-    return abs(_sig(deviation)) <= _sig(tolerance_pct)
+    return abs(signif(deviation)) <= signif(tolerance_pct)
 
 
 def assess_agent(days: Sequence[int | None], doses: Sequence[float | None], *, expected_days: Sequence[int],
@@ -70,7 +61,7 @@ def assess_agent(days: Sequence[int | None], doses: Sequence[float | None], *, e
     dosed: set[int] = set()
     rows = []
     for position, (day, dose) in enumerate(zip(days, doses)):
-        day = None if _num(day) is None else int(day)
+        day = None if number(day) is None else int(day)
         deviation = deviation_pct(dose, expected_mg)
         if day is None:
             flag = "UNKNOWN_DAY"
@@ -84,7 +75,7 @@ def assess_agent(days: Sequence[int | None], doses: Sequence[float | None], *, e
             flag = "OK" if within_tolerance(deviation, tolerance_pct) else "DOSE_OUT_OF_RANGE"
         if day in expected:
             dosed.add(day)
-        rows.append({"position": position, "study_day": day, "dose_mg": _num(dose), "expected_mg": expected_mg,
+        rows.append({"position": position, "study_day": day, "dose_mg": number(dose), "expected_mg": expected_mg,
                      "deviation_pct": deviation, "flag": flag})
     for day in sorted(expected - dosed):
         rows.append({"position": None, "study_day": day, "dose_mg": None, "expected_mg": expected_mg,

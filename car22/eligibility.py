@@ -16,24 +16,14 @@ import duckdb
 import pandas as pd
 
 from car22.config import Protocol
+from car22.numbers import number, signif
 from car22.sql import replace_table, run_sql_file
 
 RULE = "derivations §6.1"
 MET, NOT_MET, NOT_ASSESSABLE = "MET", "NOT_MET", "NOT_ASSESSABLE"
-SIGNIFICANT_DIGITS = 12
 CRCL_UNIT = "mL/min/1.73 m2"
 
 
-def _num(x: Any) -> float | None:
-    """A number, or None for None/NaN/NA (values arrive from DataFrames)."""
-    if x is None or x is pd.NA or x is pd.NaT:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
-
-
-def _sig(x: float) -> float:
-    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
 
 
 def _fmt(x: float | None) -> str:
@@ -48,34 +38,34 @@ def at_most(value: float | None, limit: float | None, comparator: str | None = N
             below_lloq: bool = False) -> str:
     """value ≤ limit. A result below the limit of quantitation meets any known limit; '<x' meets it when
     x ≤ limit and cannot decide otherwise; '>x' fails it when x ≥ limit and cannot decide otherwise."""
-    limit = _num(limit)
+    limit = number(limit)
     if limit is None:
         return NOT_ASSESSABLE
     if below_lloq:
         return MET
-    value = _num(value)
+    value = number(value)
     if value is None:
         return NOT_ASSESSABLE
-    within = _sig(value) <= _sig(limit)
+    within = signif(value) <= signif(limit)
     if comparator == "<":
         return MET if within else NOT_ASSESSABLE
     if comparator == ">":
-        return NOT_MET if _sig(value) >= _sig(limit) else NOT_ASSESSABLE
+        return NOT_MET if signif(value) >= signif(limit) else NOT_ASSESSABLE
     return MET if within else NOT_MET
 
 
 def at_least(value: float | None, limit: float | None) -> str:
     """value ≥ limit (EDC measures: never censored)."""
-    value, limit = _num(value), _num(limit)
+    value, limit = number(value), number(limit)
     if value is None or limit is None:
         return NOT_ASSESSABLE
-    return MET if _sig(value) >= _sig(limit) else NOT_MET
+    return MET if signif(value) >= signif(limit) else NOT_MET
 
 
 def completed_years(age_years: float | None) -> int | None:
     """Completed years of age from decimal years (days / 365.25): floor, so 65.99 is 65 and 66.0 is 66."""
-    age_years = _num(age_years)
-    return None if age_years is None else math.floor(_sig(age_years))
+    age_years = number(age_years)
+    return None if age_years is None else math.floor(signif(age_years))
 
 
 def assess_age(age_years: float | None, *, min_years: int, max_years: int) -> dict:
@@ -87,13 +77,13 @@ def assess_age(age_years: float | None, *, min_years: int, max_years: int) -> di
     if years is None:
         return {**row, "result": NOT_ASSESSABLE, "detail": "age at consent missing"}
     result = MET if min_years <= years <= max_years else NOT_MET
-    return {**row, "result": result, "detail": f"age {_fmt(_num(age_years))} years at consent: {years} completed "
+    return {**row, "result": result, "detail": f"age {_fmt(number(age_years))} years at consent: {years} completed "
                                                f"years (limits {min_years}-{max_years})"}
 
 
 def assess_cd19_interval(days: int | None, *, min_days: int, max_days: int) -> dict:
     """CD19 CAR infusion 61–214 days (2–7 months) before the first lymphodepletion dose."""
-    days = _num(days)
+    days = number(days)
     row = {"value": days, "limit_low": min_days, "limit": max_days, "comparison": "between", "unit": "days"}
     if days is None:
         return {**row, "result": NOT_ASSESSABLE,
@@ -105,7 +95,7 @@ def assess_cd19_interval(days: int | None, *, min_days: int, max_days: int) -> d
 
 def assess_mrd(mrd_status: str | None, mrd_fraction: float | None, sample_id: str | None) -> dict:
     """Screening marrow MRD-negative: only mrd_status NEGATIVE counts (derivations §2)."""
-    row = {"value": _num(mrd_fraction), "limit_low": None, "limit": None, "comparison": "mrd_status = NEGATIVE",
+    row = {"value": number(mrd_fraction), "limit_low": None, "limit": None, "comparison": "mrd_status = NEGATIVE",
            "unit": "fraction"}
     if mrd_status is None or mrd_status is pd.NA:
         return {**row, "result": NOT_ASSESSABLE, "detail": "no evaluable screening bone marrow MRD sample"}
@@ -116,32 +106,32 @@ def assess_mrd(mrd_status: str | None, mrd_fraction: float | None, sample_id: st
 def _lab_text(value: float | None, comparator: str | None, below_lloq: bool, unit: str | None) -> str:
     if below_lloq:
         return "below the limit of quantitation"
-    if _num(value) is None:
+    if number(value) is None:
         return "no result"
-    return f"{comparator or ''}{_fmt(_num(value))} {unit or ''}".rstrip()
+    return f"{comparator or ''}{_fmt(number(value))} {unit or ''}".rstrip()
 
 
 def assess_x_uln(value: float | None, uln: float | None, *, max_x_uln: float, comparator: str | None = None,
                  below_lloq: bool = False, unit: str | None = None) -> dict:
     """Lab ≤ k × ULN, the ULN being the ref_high of the same result; NOT_ASSESSABLE without it."""
-    uln = _num(uln)
+    uln = number(uln)
     limit = None if uln is None else max_x_uln * uln
     result = at_most(value, limit, comparator, bool(below_lloq))
     text = _lab_text(value, comparator, bool(below_lloq), unit)
-    detail = (text if _num(value) is None and not below_lloq else f"{text}; ULN missing" if uln is None else
+    detail = (text if number(value) is None and not below_lloq else f"{text}; ULN missing" if uln is None else
               f"{text}; limit {_fmt(max_x_uln)} x ULN {_fmt(uln)} = {_fmt(limit)}")
-    return {"value": _num(value), "limit_low": None, "limit": limit, "comparison": "<=", "unit": unit,
+    return {"value": number(value), "limit_low": None, "limit": limit, "comparison": "<=", "unit": unit,
             "uln": uln, "result": result, "detail": detail}
 
 
 def creatinine_limit(age_years: float | None, bands: Sequence[Sequence[float]]) -> float | None:
     """The creatinine limit of the first age band whose inclusive upper bound holds the decimal age
     (≤ 5: 0.8; > 5 to ≤ 10: 1.0; > 10: 1.2 mg/dL by default)."""
-    age_years = _num(age_years)
+    age_years = number(age_years)
     if age_years is None:
         return None
     for upper, limit in sorted(bands):
-        if _sig(age_years) <= _sig(upper):
+        if signif(age_years) <= signif(upper):
             return float(limit)
     return None
 
@@ -154,13 +144,13 @@ def assess_creatinine(value: float | None, age_years: float | None, crcl: float 
     clearance does not rescue, so a high creatinine without one is NOT_MET."""
     limit = creatinine_limit(age_years, bands)
     by_creatinine = at_most(value, limit, comparator, bool(below_lloq))
-    age_text = "age missing" if _num(age_years) is None else f"age {_fmt(_num(age_years))}"
+    age_text = "age missing" if number(age_years) is None else f"age {_fmt(number(age_years))}"
     text = (f"creatinine: {_lab_text(value, comparator, bool(below_lloq), unit)} "
             f"({age_text}: limit {_fmt(limit)})")
-    crcl = _num(crcl)
+    crcl = number(crcl)
     crcl_text = ("CrCl not measured" if crcl is None else
                  f"{_measure('measured CrCl', crcl, CRCL_UNIT)} (limit {_fmt(crcl_min)})")
-    creatinine_row = {"value": _num(value), "limit_low": None, "limit": limit, "comparison": "<=", "unit": unit,
+    creatinine_row = {"value": number(value), "limit_low": None, "limit": limit, "comparison": "<=", "unit": unit,
                       "basis": "CREATININE"}
     if by_creatinine == MET:
         return {**creatinine_row, "result": MET, "detail": f"{text}; met by creatinine"}
@@ -173,7 +163,7 @@ def assess_creatinine(value: float | None, age_years: float | None, crcl: float 
 def assess_cardiac(lvef_pct: float | None, fs_pct: float | None, *, lvef_min: float, fs_min: float) -> dict:
     """LVEF ≥ 45 % or fractional shortening ≥ 28 %: MET when either is; NOT_MET only when both are measured
     and both fail (a missing one could still meet it: NOT_ASSESSABLE). `basis` names the measure reported."""
-    lvef, fs = _num(lvef_pct), _num(fs_pct)
+    lvef, fs = number(lvef_pct), number(fs_pct)
     by_lvef, by_fs = at_least(lvef, lvef_min), at_least(fs, fs_min)
     if MET in (by_lvef, by_fs):
         result = MET
@@ -191,7 +181,7 @@ def assess_cardiac(lvef_pct: float | None, fs_pct: float | None, *, lvef_min: fl
 
 def assess_spo2(spo2_pct: float | None, *, min_pct: float) -> dict:
     """SpO2 ≥ 92 % on room air (the EDC form records the room-air value)."""
-    spo2 = _num(spo2_pct)
+    spo2 = number(spo2_pct)
     return {"value": spo2, "limit_low": None, "limit": float(min_pct), "comparison": ">=", "unit": "%",
             "result": at_least(spo2, min_pct), "detail": f"{_measure('SpO2', spo2, '%')} (limit {_fmt(min_pct)})"}
 
