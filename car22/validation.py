@@ -43,8 +43,6 @@ SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 DATA_DOCS = "data_docs"
 BLOCKING, WARNING = "blocking", "warning"
 GX_SEVERITY = {BLOCKING: "critical", WARNING: "warning"}
-# The default of protocol setting study.cd19_car_earliest_date: no CD19 CAR T product was given before 2010.
-CD19_CAR_EARLIEST = "2010-01-01"
 # Columns computed from an identifying field (the enrollment's ages, from the date of birth): never shown.
 WITHHELD = frozenset(c for s in SOURCES if s.identifying for c in s.derived)
 NS_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
@@ -500,7 +498,7 @@ class Validator:
         self._parameters = {
             "participant_id_pattern": study["participant_id_pattern"],
             "study_start": pd.Timestamp(study["study_start_date"]),
-            "cd19_car_earliest": pd.Timestamp(study.get("cd19_car_earliest_date", CD19_CAR_EARLIEST)),
+            "cd19_car_earliest": pd.Timestamp(study["cd19_car_earliest_date"]),
         }
         self._context = gx.get_context(mode="ephemeral")
         self._context.config.analytics_enabled = False
