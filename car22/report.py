@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from car22.sql import table_exists  # noqa: E402
+
 REPORT_NAME = "trial_report.html"
 RISK_DAYS = (0, 90, 180, 270, 365, 545, 730)
 STATUS_COLOURS = {"NEGATIVE": "#2e7d32", "POSITIVE": "#c62828", "POSITIVE_LOW": "#ef6c00",
@@ -47,11 +49,6 @@ def _table(frame: pd.DataFrame, empty: str = "None.") -> str:
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                            [schema, table]).fetchall()[0][0])
 
 
 def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
@@ -170,11 +167,11 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
                           round(cmax_geo_cv_pct, 1) AS cmax_cv_pct, round(auc_0_28_geo_mean, 1) AS auc_0_28_geo_mean,
                           tmax_median, tlast_median FROM mart.car_kinetics_summary ORDER BY target DESC, assay""").df()
     flags = []
-    if _exists(con, "mart", "eligibility"):
+    if table_exists(con, "mart", "eligibility"):
         flags.append("<h3>Eligibility criteria not met or not assessable</h3>" + _table(con.sql(
             "SELECT participant_id, criterion, result, value, \"limit\", detail FROM mart.eligibility "
             "WHERE result <> 'MET' ORDER BY participant_id, criterion").df(), "Every criterion met."))
-    if _exists(con, "mart", "ld_dosing"):
+    if table_exists(con, "mart", "ld_dosing"):
         flags.append("<h3>Lymphodepletion doses flagged</h3>" + _table(con.sql(
             "SELECT participant_id, agent, study_day, dose_mg, round(expected_mg, 1) AS expected_mg, "
             "round(deviation_pct, 1) AS deviation_pct, flag FROM mart.ld_dosing WHERE flag <> 'OK' "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import duckdb
 
 from car22.changes import new_tonight
+from car22.sql import table_exists
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,10 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
         WHERE f.run_id = ? GROUP BY ALL ORDER BY n DESC, r.check_name""", [run_id]).fetchall()
     endpoints = con.execute("""
         SELECT analysis, estimate, ci_lower, ci_upper, n_at_risk, null_reason FROM mart.endpoints
-        WHERE endpoint = 'RFS_1Y' ORDER BY analysis""").fetchall() if _exists(con, "mart", "endpoints") else []
-    events = new_tonight(con, run_id) if _exists(con, "ops", "clinical_events") else []
+        WHERE endpoint = 'RFS_1Y' ORDER BY analysis""").fetchall() if table_exists(con, "mart", "endpoints") else []
+    events = new_tonight(con, run_id) if table_exists(con, "ops", "clinical_events") else []
     return RunSummary(run_id, status, files[0], files[1], files[2], files[3], files[4], int(files[5]),
                       int(files[6]), int(files[7]), held, quarantined, by_check, endpoints, events)
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                            [schema, table]).fetchall()[0][0])
 
 
 def format_summary(summary: RunSummary) -> str:
