@@ -71,10 +71,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                           protocol_file=str(args.protocol) if args.protocol else None)
     except Exception as error:  # the run failed: say why and what to do, without a traceback
         bar.close()
+        from car22.night import explain_failure
+
         print(f"car22: the run failed: {type(error).__name__}: {error}\n"
               f"Nothing was published; yesterday's warehouse is intact and the files wait in "
-              f"{paths.work / 'pending'} for the next run. Fix the cause and run `car22 ingest` again.",
-              file=sys.stderr)
+              f"{paths.work / 'pending'} or the inbox for the next run.\n"
+              f"What to do: {explain_failure(error)} (`car22 ingest`).", file=sys.stderr)
         return EXIT_FAILED
     finally:
         progress.listen(None)

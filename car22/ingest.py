@@ -7,7 +7,6 @@ of a record is current is decided later, from everything loaded (car22.resolve).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from car22 import faults, timing
 from car22.reading import ExportRows, Unreadable, export_time, read_export, record_json
 from car22.sources import SOURCES, Source, type_frame
 from car22.sql import SQL_DIR, run_sql_file
+from car22.storage import write_whole
 
 STAGING_META = {"file_id": "VARCHAR", "row_number": "INTEGER", "export_time": "TIMESTAMP",
                 "content_hash": "VARCHAR"}
@@ -91,14 +91,7 @@ def archive(data: bytes, archive_dir: Path, received_at: datetime, file_id: str,
     """Keep the original bytes: written to a temporary name, flushed to disk, then renamed into place."""
     folder = archive_dir / received_at.strftime("%Y-%m-%d")
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{file_id}__{file_name}"
-    partial = target.with_name(target.name + ".partial")
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
-    return target
+    return write_whole(folder / f"{file_id}__{file_name}", data)
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, *, file_id: str, file_name: str, sha: str, size: int,

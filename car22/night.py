@@ -6,8 +6,10 @@ succeeded. A crash leaves yesterday's warehouse published and the pending files 
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import duckdb
 from car22 import faults
 from car22.config import Protocol
 from car22.ingest import ensure_schema, inbox_files, sha256_of
+from car22.storage import move_whole
 from car22.sql import set_protocol_variables
 
 # Derivations in dependency order (survival and eligibility read mart.mrd_assessments; toxicity reads the
@@ -68,6 +71,22 @@ class Paths:
                               f"full?): fix it or point CAR22_* / the flags elsewhere, then run again") from None
 
 
+def explain_failure(error: BaseException) -> str:
+    """What a failed run means for the person who started it, and what to do next."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in str(e)
+           for e in seen):
+        where = next((e.filename for e in seen if isinstance(e, OSError) and e.filename), None)
+        if where is None:  # DuckDB names the file in its message
+            where = next((m.group(1) for e in seen if (m := re.search(r'"([^"]+)": No space left', str(e)))), None)
+        return (f"disk full{f' at {where}' if where else ''}: free space on that disk (or point the CAR22_WORK, "
+                f"CAR22_ARCHIVE, CAR22_REPORTS or CAR22_WAREHOUSE folder elsewhere), then run again")
+    return "fix the cause, then run again"
+
+
 def code_version() -> str:
     """The package version and, when run from a git checkout, its commit."""
     try:
@@ -93,7 +112,7 @@ def take_inbox(paths: Paths) -> list[Path]:
         target = pending / path.name
         if target.exists():  # a file of the same name is still pending: keep both, the later one renamed
             target = pending / f"{path.stem}.{sha256_of(path.read_bytes())[:8]}{path.suffix}"
-        shutil.move(path, target)
+        move_whole(path, target)
         faults.checkpoint("taken from the inbox")
     return inbox_files(pending)
 
@@ -106,7 +125,11 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
     if paths.warehouse.exists():
         shutil.copyfile(paths.warehouse, work_db)
     con = duckdb.connect(str(work_db))
-    ensure_schema(con)
+    try:
+        ensure_schema(con)
+    except BaseException:  # e.g. a full disk: close, so that a later run does not reuse this cached instance
+        con.close()
+        raise
     return con
 
 
@@ -178,12 +201,16 @@ def publish(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     con.execute("CHECKPOINT")
     con.close()
     staged = paths.warehouse.with_name(paths.warehouse.name + ".publishing")
-    shutil.move(paths.work / WORK_DB, staged)  # a rename when on the same file system
-    faults.checkpoint("staged for publishing")
-    with open(staged, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(staged, 0o444)
-    os.replace(staged, paths.warehouse)
+    try:
+        move_whole(paths.work / WORK_DB, staged)
+        faults.checkpoint("staged for publishing")
+        with open(staged, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(staged, 0o444)
+        os.replace(staged, paths.warehouse)
+    except OSError:  # e.g. a full disk: yesterday's warehouse stays published, nothing half-written is left
+        staged.unlink(missing_ok=True)
+        raise
     faults.checkpoint("published")
     directory = os.open(paths.warehouse.parent, os.O_RDONLY)
     try:

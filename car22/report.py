@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from car22.sql import table_exists  # noqa: E402
+from car22.storage import write_whole  # noqa: E402
 
 REPORT_NAME = "trial_report.html"
 RISK_DAYS = (0, 90, 180, 270, 365, 545, 730)
@@ -216,8 +217,4 @@ def write_report(warehouse: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         page = render(con)
-    target = out_dir / REPORT_NAME
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
-    return target
+    return write_whole(out_dir / REPORT_NAME, page.encode("utf-8"))

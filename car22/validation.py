@@ -37,6 +37,7 @@ from car22.sources import (
     EDC_ADVERSE_EVENTS, EDC_CRS_DAILY, EDC_ENROLLMENT, EDC_ICANS_DAILY, FLOW_SAMPLE_COLUMN, FORMAT_PATTERNS, LABS, QPCR,
     SOURCES, Field, Source,
 )
+from car22.storage import write_whole
 from car22.units import CANONICAL
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
@@ -587,7 +588,7 @@ class Validator:
             "<table><tr><th>check</th><th>severity</th><th>rule</th><th>result</th><th>rows</th>"
             f"<th>examples (line in the file)</th></tr>{''.join(lines)}</table>")
         name = re.sub(r"[^A-Za-z0-9._-]", "_", file_id) + ".html"
-        _write_atomically(self.pages / name, _page(f"Validation of {file_name}", body))
+        write_whole(self.pages / name, _page(f"Validation of {file_name}", body).encode("utf-8"))
         return f"{DATA_DOCS}/{name}"
 
     def write_index(self, files: pd.DataFrame) -> Path:
@@ -613,7 +614,7 @@ class Validator:
                 "<th>rows read</th><th>loaded</th><th>rejected</th><th>reason</th></tr>"
                 f"{''.join(rows)}</table>")
         index = self.pages / "index.html"
-        _write_atomically(index, _page("car22 Data Docs", body))
+        write_whole(index, _page("car22 Data Docs", body).encode("utf-8"))
         return index
 
 
@@ -655,12 +656,6 @@ def _condition_text(c: dict[str, Any]) -> str:
         return f"{c['column']['name']} is {'empty' if c['is_null'] else 'not empty'}"
     parameter = c["parameter"]
     return f"{c['column']['name']} {c['operator']} {repr(parameter) if isinstance(parameter, str) else parameter}"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 _STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}

@@ -31,27 +31,34 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     pending = steps.take_inbox(paths)
     # 2. Work on a private copy of last night's warehouse.
     con = steps.open_work_copy(paths)
-    new_files, _leftovers = night.already_recorded(con, pending)
-    run_id = night.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
-    # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
-    with timing.stage("validate"):
-        validator = Validator(paths.reports, protocol)
-    for path in new_files:
-        steps.ingest(con, path, run_id, paths, validator, datetime.now())
-    if night.needs_rebuild(con, run_id):
-        # 4. Current versions, core tables, enrollment holds, file counts.
-        steps.resolve_core(con, run_id)
-        # 5. The clinical derivations (mart), and what changed clinically tonight.
-        steps.derive(con, protocol)
-        steps.record_clinical_events(con, run_id)
-        faults.checkpoint("clinical events")
-    # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
-    night.finish_run(con, run_id, datetime.now(), len(pending))
-    faults.checkpoint("run finished")
-    summary = run_summary(con, run_id)
-    data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
-    faults.checkpoint("data docs index")
-    steps.publish(con, paths, pending)
+    try:
+        new_files, _leftovers = night.already_recorded(con, pending)
+        run_id = night.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
+        # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
+        with timing.stage("validate"):
+            validator = Validator(paths.reports, protocol)
+        for path in new_files:
+            steps.ingest(con, path, run_id, paths, validator, datetime.now())
+        if night.needs_rebuild(con, run_id):
+            # 4. Current versions, core tables, enrollment holds, file counts.
+            steps.resolve_core(con, run_id)
+            # 5. The clinical derivations (mart), and what changed clinically tonight.
+            steps.derive(con, protocol)
+            steps.record_clinical_events(con, run_id)
+            faults.checkpoint("clinical events")
+        # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
+        night.finish_run(con, run_id, datetime.now(), len(pending))
+        faults.checkpoint("run finished")
+        summary = run_summary(con, run_id)
+        data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+        faults.checkpoint("data docs index")
+        steps.publish(con, paths, pending)
+    except BaseException:
+        # A failed night leaves no open handle on its work copy: the next run in this process (a served
+        # deployment, a test) must open a fresh copy, not DuckDB's cached instance of this one.
+        con.close()
+        raise
+
     # 7. What monitors read, from the published warehouse. The night's data is published by now: a failure
     #    here is reported, and the page can be rebuilt with `car22 report`.
     try:
