@@ -126,7 +126,10 @@ def table(participants: int, cold: dict, baseline: dict, incremental: dict, empt
               f"{cold['process_peak_rss_mb']:.0f} | **{baseline['total']:.1f}** | "
               f"**{cold['total'] / baseline['total']:.1f}x** |", "",
               f"- incremental night ({incremental['rows']:,} new rows in {incremental['files']} files): "
-              f"{incremental['total']:.1f} s = {100 * incremental['total'] / cold['total']:.0f} % of the cold run",
+              f"{incremental['total']:.1f} s = {100 * incremental['total'] / cold['total']:.0f} % of the cold run "
+              f"(Prefect start {incremental['prefect_start']:.1f} s; " + ", ".join(
+                  f"{stage} {incremental['stages'].get(stage, 0.0):.1f} s" for stage in STAGES) + "; derive = "
+              "core and mart of the touched participants)",
               f"- fixed cost (empty inbox): {empty['total']:.1f} s, of which Prefect's start "
               f"{empty['prefect_start']:.1f} s",
               f"- cold run: Prefect start {cold['prefect_start']:.1f} s; process peak RSS "

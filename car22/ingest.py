@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from car22 import faults, timing
-from car22.reading import ExportRows, Unreadable, export_time, read_export, record_json
+from car22.reading import ExportRows, Unreadable, export_time, read_export, records_json
 from car22.sources import SOURCES, Source, type_frame
 from car22.sql import SQL_DIR, run_sql_file
 from car22.storage import write_whole
@@ -193,13 +193,13 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         _append_staging(con, source, loaded, file_id, common["exported"])
     run_id = common["run_id"]
     if rejected:
-        con.executemany(
-            "INSERT INTO ops.rejected_rows VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[file_id, number, record_json(rows, number), check, reason, severity, run_id]
-             for number, (check, reason, severity) in sorted(rejected.items())])
+        records = records_json(rows, sorted(rejected))
+        _append(con, "ops.rejected_rows", [
+            (file_id, number, records[number], check, reason, severity, run_id)
+            for number, (check, reason, severity) in sorted(rejected.items())])
     if warnings:
-        con.executemany("INSERT INTO ops.row_warnings VALUES (?, ?, ?, ?, ?)",
-                        [[file_id, w.row_number, w.check_name, w.reason, run_id] for w in warnings])
+        _append(con, "ops.row_warnings", [(file_id, w.row_number, w.check_name, w.reason, run_id)
+                                          for w in warnings])
     if validation.outcomes:
         con.executemany(
             "INSERT INTO ops.validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -213,6 +213,18 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
                  report_path=validation.report_path)
     return FileOutcome(file_id, file_name, source.name, status, rows_read, rows_read - n_rejected,
                        n_rejected, None)
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    """Append many rows at once (a frame, not one INSERT per row: a file may reject all of its rows)."""
+    columns = [name for name, in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = ? ORDER BY column_index",
+        [table]).fetchall()]
+    con.register("appended_rows", pd.DataFrame.from_records(rows, columns=columns))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM appended_rows")
+    finally:
+        con.unregister("appended_rows")
 
 
 def _append_raw(con: duckdb.DuckDBPyConnection, source: Source, rows: ExportRows, file_id: str) -> None:

@@ -210,6 +210,12 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                   {"participant_id": "VARCHAR", "aplasia_at_d28": "BOOLEAN", "bca_loss_day": "INTEGER",
                    "last_aplastic_day": "INTEGER", "n_samples": "INTEGER"}, "DOUBLE")
 
+    cohort(con, protocol)
+
+
+def cohort(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
+    """The cohort table (geometric means and CVs) from everyone's mart.car_kinetics."""
+    kinetics = con.sql("SELECT * FROM mart.car_kinetics ORDER BY participant_id, assay, target, unit").df()
     summary = []
     if not kinetics.empty:
         for (assay, target, unit), group in kinetics.groupby(["assay", "target", "unit"], sort=True):

@@ -119,14 +119,18 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     try:
         con.execute("""
             CREATE OR REPLACE TABLE mart.mrd_assessments AS
-            SELECT participant_id, sample_id, CAST(collected_on AS DATE) AS collected_on,
-                   CAST(study_day AS INTEGER) AS study_day, specimen, method, qc,
+            SELECT CAST(participant_id AS VARCHAR) AS participant_id, CAST(sample_id AS VARCHAR) AS sample_id,
+                   CAST(collected_on AS DATE) AS collected_on, CAST(study_day AS INTEGER) AS study_day,
+                   CAST(specimen AS VARCHAR) AS specimen, CAST(method AS VARCHAR) AS method,
+                   CAST(qc AS VARCHAR) AS qc,
                    CAST(events_total AS BIGINT) AS events_total, CAST(events_leukemic AS BIGINT) AS events_leukemic,
-                   mrd_fraction, lod_fraction, CAST(mrd_status AS VARCHAR) AS mrd_status,
-                   cd19_pos_pct, cd22_pos_pct, cd22_abc, CAST(cd22_category AS VARCHAR) AS cd22_category,
-                   mrd_threshold, CAST(min_cluster AS INTEGER) AS min_cluster,
-                   CAST(min_quantifiable AS INTEGER) AS min_quantifiable, rule
-            FROM mrd_frame""")
+                   CAST(mrd_fraction AS DOUBLE) AS mrd_fraction, CAST(lod_fraction AS DOUBLE) AS lod_fraction,
+                   CAST(mrd_status AS VARCHAR) AS mrd_status, CAST(cd19_pos_pct AS DOUBLE) AS cd19_pos_pct,
+                   CAST(cd22_pos_pct AS DOUBLE) AS cd22_pos_pct, CAST(cd22_abc AS DOUBLE) AS cd22_abc,
+                   CAST(cd22_category AS VARCHAR) AS cd22_category, CAST(mrd_threshold AS DOUBLE) AS mrd_threshold,
+                   CAST(min_cluster AS INTEGER) AS min_cluster,
+                   CAST(min_quantifiable AS INTEGER) AS min_quantifiable, CAST(rule AS VARCHAR) AS rule
+            FROM mrd_frame""")  # every type spelled out: an empty night must give the same table
     finally:
         con.unregister("mrd_frame")
     comment_table(con, "mart.mrd_assessments", COMMENTS)

@@ -124,7 +124,9 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
         stale.unlink(missing_ok=True)
     if paths.warehouse.exists():
         shutil.copyfile(paths.warehouse, work_db)
-    con = duckdb.connect(str(work_db))
+    # DuckDB may take most of the machine's memory by default: the night's writer stays within a bound and
+    # spills to the work folder beyond it (README "Paths and settings").
+    con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or "2GB"})
     try:
         ensure_schema(con)
     except BaseException:  # e.g. a full disk: close, so that a later run does not reuse this cached instance
@@ -158,15 +160,18 @@ def enrolled_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute("SELECT DISTINCT participant_id FROM staging.edc_enrollment").fetchall()}
 
 
-def needs_rebuild(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
-    """core and mart are a pure function of staging, the protocol and the code: rebuild them only when this
-    run loaded rows, or the settings or code changed since the last completed run."""
+def rebuild_scope(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
+    """core and mart are a pure function of staging, the protocol and the code. 'everything' when the
+    settings or code changed since the last completed run (or none completed); else 'touched' (the
+    participants of tonight's rows, car22.incremental) when this run loaded rows; else 'nothing'."""
     loaded = con.execute("SELECT count(*) FROM ops.files WHERE run_id = ? AND status IN ('loaded', "
                          "'partially_loaded')", [run_id]).fetchall()[0][0]
     this = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE run_id = ?", [run_id]).fetchall()[0]
     last = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE status = 'completed' "
                        "ORDER BY run_id DESC LIMIT 1").fetchall()
-    return bool(loaded) or not last or last[0] != this
+    if not last or last[0] != this:
+        return "everything"
+    return "touched" if loaded else "nothing"
 
 
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:

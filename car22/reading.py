@@ -116,14 +116,23 @@ def record_json(rows: ExportRows, number: int) -> str:
     A malformed row of a source with identifying columns cannot be aligned to its header, so every
     date-like field is redacted: a shifted date of birth must not slip through.
     """
-    if number in rows.records:
-        fields = rows.records[number]
-        if rows.source.identifying:
-            fields = ["[redacted date]" if _DATE_LIKE.search(value) else value for value in fields]
-        return json.dumps(fields, ensure_ascii=False)
-    row = rows.rows.loc[number]
-    return json.dumps(
-        {column: ("" if pd.isna(row[column]) else str(row[column]))
-         for column in rows.header if column not in rows.source.identifying},
-        ensure_ascii=False,
-    )
+    return records_json(rows, [number])[number]
+
+
+def records_json(rows: ExportRows, numbers: list[int]) -> dict[int, str]:
+    """record_json for many rows at once (a file may reject all of its rows)."""
+    found: dict[int, str] = {}
+    aligned = [n for n in numbers if n not in rows.records]
+    for number in numbers:
+        if number in rows.records:
+            fields = rows.records[number]
+            if rows.source.identifying:
+                fields = ["[redacted date]" if _DATE_LIKE.search(value) else value for value in fields]
+            found[number] = json.dumps(fields, ensure_ascii=False)
+    if aligned:
+        columns = [c for c in rows.header if c not in rows.source.identifying]
+        frame = rows.rows.loc[aligned, columns]  # header names are unique (sources.detect)
+        values = frame.astype(object).where(frame.notna(), "").to_numpy()
+        for number, record in zip(aligned, values):
+            found[number] = json.dumps({c: str(v) for c, v in zip(columns, record)}, ensure_ascii=False)
+    return found

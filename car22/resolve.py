@@ -19,17 +19,21 @@ CORE_MODELS = (
 )
 
 
-def current_versions_sql(source: Source) -> str:
-    """staging.<source>_current: the winning version of each record identity, numbered, with `deleted`.
+def current_versions_sql(source: Source, only: str | None = None) -> str:
+    """The winning version of each record identity, numbered, with `deleted` (staging.<source>_current rows).
 
     Versions are ordered by the source's rule (labs: RESULTED_AT then status C > F > P then export time;
     other sources: export time), ties broken by file id and line so the result never depends on arrival
     order. `version` counts content changes along that order (1 = the earliest version); a repeat of
-    identical content in a later export is not a new version.
+    identical content in a later export is not a new version. `only` names a table of identities: the
+    versions of those records only (an incremental night).
     """
     identity = ", ".join(quote(c) for c in source.identity)
     order = ", ".join(source.version_order + ("file_id", "row_number"))
     order_desc = ", ".join(f"{term} DESC" for term in source.version_order + ("file_id", "row_number"))
+    rows = source.staging_table if only is None else (
+        f"(SELECT * FROM {source.staging_table} s WHERE EXISTS (SELECT 1 FROM {only} t WHERE "
+        + " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in source.identity) + "))")
     deleted = "FALSE"
     if source.snapshot:
         # exports.md §D: each export is a full snapshot; a record missing from the newest one was deleted.
@@ -42,10 +46,9 @@ def current_versions_sql(source: Source) -> str:
               AND coalesce(trim(r.redcap_event_name), '') = coalesce(v.event, '')
               AND TRY_CAST(trim(r.redcap_repeat_instance) AS INTEGER) IS NOT DISTINCT FROM v.instance)"""
     return f"""
-    CREATE OR REPLACE TABLE staging.{source.name}_current AS
     WITH changes AS (
         SELECT *, CASE WHEN lag(content_hash) OVER w IS DISTINCT FROM content_hash THEN 1 ELSE 0 END AS changed
-        FROM {source.staging_table}
+        FROM {rows}
         WINDOW w AS (PARTITION BY {identity} ORDER BY {order})
     ), numbered AS (
         SELECT * EXCLUDE (changed),
@@ -61,10 +64,47 @@ def current_versions_sql(source: Source) -> str:
 
 def build_current_versions(con: duckdb.DuckDBPyConnection) -> None:
     for source in SOURCES:
-        con.execute(current_versions_sql(source))
-        con.execute(f"COMMENT ON TABLE staging.{source.name}_current IS 'Current version of each "
-                    f"{source.name} record (rebuilt every run from staging.{source.name}); deleted = "
-                    f"missing from the newest EDC snapshot.'")
+        con.execute(f"CREATE OR REPLACE TABLE staging.{source.name}_current AS {current_versions_sql(source)}")
+        _comment_current(con, source)
+
+
+def _comment_current(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    con.execute(f"COMMENT ON TABLE staging.{source.name}_current IS 'Current version of each {source.name} "
+                f"record (recomputed from staging.{source.name} for the records each run touched); deleted = "
+                f"missing from the newest EDC snapshot.'")
+
+
+def update_current_versions(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Recompute the current versions of the records tonight's files touched, and collect in the temp table
+    `touched` every participant whose records may have changed (incremental night, car22.incremental).
+
+    A record's participants are those of all its versions (a correction may move a result to another
+    participant). EDC snapshots are small and a new one can delete any record: they are recomputed whole and
+    compared with the previous state.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE touched (participant_id VARCHAR)")
+    tonight = (f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} "
+               "AND status IN ('loaded', 'partially_loaded')")
+    for source in SOURCES:
+        current = f"staging.{source.name}_current"
+        identity = ", ".join(quote(c) for c in source.identity)
+        if source.snapshot:  # whole rows compared: core also carries the file and version of a record
+            con.execute(f"CREATE OR REPLACE TEMP TABLE snapshot_before AS SELECT * FROM {current}")
+            con.execute(f"CREATE OR REPLACE TABLE {current} AS {current_versions_sql(source)}")
+            _comment_current(con, source)
+            con.execute(f"""INSERT INTO touched SELECT participant_id FROM (
+                                (SELECT * FROM snapshot_before EXCEPT SELECT * FROM {current})
+                                UNION ALL (SELECT * FROM {current} EXCEPT SELECT * FROM snapshot_before))""")
+            continue
+        con.execute(f"CREATE OR REPLACE TEMP TABLE touched_records AS SELECT DISTINCT {identity} "
+                    f"FROM {source.staging_table} WHERE file_id IN ({tonight})")
+        same_record = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in source.identity)
+        con.execute(f"INSERT INTO touched SELECT DISTINCT s.participant_id FROM {source.staging_table} s "
+                    f"WHERE EXISTS (SELECT 1 FROM touched_records t WHERE {same_record})")
+        con.execute(f"DELETE FROM {current} s WHERE EXISTS (SELECT 1 FROM touched_records t WHERE {same_record})")
+        con.execute(f"INSERT INTO {current} BY NAME {current_versions_sql(source, only='touched_records')}")
+    con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT participant_id FROM touched "
+                "WHERE participant_id IS NOT NULL")
 
 
 def build_core(con: duckdb.DuckDBPyConnection) -> None:

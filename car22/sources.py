@@ -109,7 +109,9 @@ def type_column(text: pd.Series, f: Field) -> pd.Series:
     number = pd.to_numeric(stripped.where(ok), errors="coerce")
     if f.kind == "float":
         return number.astype("Float64")
-    integral = number.where(number == number.round())
+    # a whole number its staging column (INTEGER, or BIGINT for counts) holds; 10**400 does not parse
+    largest = 2**31 - 1 if f.kind == "int" else 2**63 - 1024
+    integral = number.where((number == number.round()) & (number.abs() <= largest))
     return integral.astype("Int64")
 
 

@@ -184,8 +184,16 @@ ENDPOINT_COMMENTS = {
 
 
 def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
+    replace_table(con, "mart.rfs", outcomes(con, protocol), RFS_COMMENTS,
+                  {"participant_id": "VARCHAR", "analysis": "VARCHAR", "start_date": "DATE", "end_date": "DATE",
+                   "time_days": "INTEGER", "event": "BOOLEAN", "event_type": "VARCHAR", "censor_reason": "VARCHAR"})
+    cohort(con, protocol)
+
+
+def cohort(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
+    """Kaplan-Meier curves and the endpoint from everyone's mart.rfs (also after an incremental night)."""
     settings = protocol["rfs"]
-    rfs = outcomes(con, protocol)
+    rfs = con.sql("SELECT analysis, time_days, event FROM mart.rfs ORDER BY analysis, participant_id").df()
     curves, endpoints = [], []
     for analysis in ("primary", "sensitivity"):
         rows = rfs[rfs.analysis == analysis]
@@ -196,10 +204,7 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
         endpoints.append({"endpoint": "RFS_1Y", "analysis": analysis, **landmark(
             curve, times, events, settings["landmark_day"]), "method": METHOD,
             "landmark_day": settings["landmark_day"]})
-    replace_table(con, "mart.rfs", rfs, RFS_COMMENTS,
-            {"start_date": "DATE", "end_date": "DATE", "time_days": "INTEGER", "event": "BOOLEAN"})
     replace_table(con, "mart.rfs_curve", pd.concat(curves), CURVE_COMMENTS,
-            {"time_days": "INTEGER", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE"})
+                  {"time_days": "INTEGER", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE"})
     replace_table(con, "mart.endpoints", pd.DataFrame(endpoints), ENDPOINT_COMMENTS,
-            {"estimate": "DOUBLE", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE", "null_reason": "VARCHAR"})
-
+                  {"estimate": "DOUBLE", "ci_lower": "DOUBLE", "ci_upper": "DOUBLE", "null_reason": "VARCHAR"})

@@ -10,4 +10,9 @@ from car22.sql import run_sql_file
 
 def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     run_sql_file(con, "mart/toxicity_by_participant.sql")
+    cohort(con, protocol)
+
+
+def cohort(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
+    """The safety table over the infused population (also after an incremental night)."""
     run_sql_file(con, "mart/toxicity_tally.sql")

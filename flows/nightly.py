@@ -39,11 +39,17 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
             validator = Validator(paths.reports, protocol)
         for path in new_files:
             steps.ingest(con, path, run_id, paths, validator, datetime.now())
-        if night.needs_rebuild(con, run_id):
+        scope = night.rebuild_scope(con, run_id)
+        if scope == "everything":
             # 4. Current versions, core tables, enrollment holds, file counts.
             steps.resolve_core(con, run_id)
-            # 5. The clinical derivations (mart), and what changed clinically tonight.
+            # 5. The clinical derivations (mart).
             steps.derive(con, protocol)
+        elif scope == "touched":
+            # 4-5. The same, for the participants tonight's files touched only.
+            steps.rebuild_touched(con, protocol, run_id)
+        if scope != "nothing":
+            # What changed clinically tonight.
             steps.record_clinical_events(con, run_id)
             faults.checkpoint("clinical events")
         # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.

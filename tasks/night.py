@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from car22 import changes, faults, monitor, night, progress, report, resolve, timing
+from car22 import changes, faults, incremental, monitor, night, progress, report, resolve, timing
 from car22.config import Protocol
 from car22.ingest import FileOutcome, ingest_file
 from car22.validation import Validator
@@ -55,6 +55,13 @@ def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     with timing.stage("derive"):
         night.derive(con, protocol)
+
+
+@task(name="rebuild-touched-participants", cache_policy=NONE)
+def rebuild_touched(con: duckdb.DuckDBPyConnection, protocol: Protocol, run_id: int) -> None:
+    with timing.stage("derive"):
+        count = incremental.rebuild_touched(con, protocol, run_id, night.DERIVATIONS)
+    get_run_logger().info("core and mart rebuilt for the %d participant(s) tonight's files touched", count)
 
 
 @task(name="record-clinical-events", cache_policy=NONE)

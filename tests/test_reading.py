@@ -181,3 +181,18 @@ def test_unreadable_files_say_why(data, reason):
 ])
 def test_export_time_from_the_file_name(name, expected):
     assert export_time(name) == expected
+
+
+@pytest.mark.parametrize("kind, text, expected", [
+    ("int", "2147483647", 2147483647),          # the largest INTEGER
+    ("int", "2147483648", None),                # one more: does not parse, the suite rejects the row
+    ("int", "-2147483647", -2147483647),
+    ("int", "9" * 400, None),                   # found by the fuzzer: overflowed to -2**63 and broke the load
+    ("count", "3000000000", 3000000000),        # counts are BIGINT
+    ("count", "9" * 400, None),
+])
+def test_whole_numbers_beyond_their_column_do_not_parse(kind, text, expected):
+    from car22.sources import Field, type_column
+
+    typed = type_column(pd.Series([text], dtype="string"), Field("n", "N", kind))
+    assert (typed.iloc[0] if expected is not None else pd.isna(typed.iloc[0])) == (expected if expected is not None else True)
