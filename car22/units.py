@@ -5,6 +5,7 @@ its analyte is never guessed: the row is rejected (the validation suite checks `
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 _COUNT = {
@@ -42,27 +43,26 @@ def normalise_unit(units: pd.Series) -> pd.Series:
     return units.str.strip().str.replace("\u00b5", "u").str.replace("\u03bc", "u").str.casefold()
 
 
+# (analyte, normalised unit) -> (canonical unit, factor, exact divisor or None)
+_CONVERSIONS: dict[tuple[str, str], tuple[str, float, float | None]] = {
+    (analyte, spelling): (unit, factor, _DIVISORS.get((analyte, spelling)))
+    for analyte, (unit, accepted) in CANONICAL.items() for spelling, factor in accepted.items()}
+
+
 def convert(analytes: pd.Series, units: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Values and units in canonical form; unit NaN where the unit is not accepted for a known analyte.
 
     Analytes outside the table (other lab codes: loaded, not graded) keep their own value and unit.
+    One dictionary lookup per row (a lab file holds hundreds of thousands of rows).
     """
-    key = normalise_unit(units.fillna(""))
-    canonical_unit = pd.Series(pd.NA, index=values.index, dtype="string")
-    canonical_value = pd.Series(float("nan"), index=values.index, dtype="float64")
-    known = analytes.isin(list(CANONICAL))
-    other = ~known
+    keys = zip(analytes.fillna("").to_numpy(dtype=object), normalise_unit(units.fillna("")).to_numpy(dtype=object))
+    found = [_CONVERSIONS.get(key) for key in keys]
+    factor = np.array([f[1] if f else np.nan for f in found], dtype="float64")
+    divisor = np.array([f[2] if f and f[2] else np.nan for f in found], dtype="float64")
+    number = values.to_numpy(dtype="float64", na_value=np.nan)
+    canonical_value = pd.Series(np.where(np.isnan(divisor), number * factor, number / divisor), index=values.index)
+    canonical_unit = pd.Series([f[0] if f else pd.NA for f in found], index=values.index, dtype="string")
+    other = ~analytes.isin(list(CANONICAL)).to_numpy(dtype=bool)
     canonical_unit[other] = units[other].str.strip()
     canonical_value[other] = values[other]
-    for analyte, (unit, accepted) in CANONICAL.items():
-        rows = analytes == analyte
-        if not rows.any():
-            continue
-        for spelling, factor in accepted.items():
-            hit = rows & (key == spelling)
-            if not hit.any():
-                continue
-            canonical_unit[hit] = unit
-            divisor = _DIVISORS.get((analyte, spelling))
-            canonical_value[hit] = values[hit] / divisor if divisor else values[hit] * factor
     return canonical_value, canonical_unit

@@ -101,3 +101,42 @@ def test_every_kill_point_recovers_to_the_uninterrupted_night(reference, tmp_pat
         archived = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths.archive.rglob("*") if p.is_file()}
         assert originals <= archived, f"point {point}: archive incomplete"
     assert killed >= len(points) - 1
+
+
+def first_and_second_night() -> tuple[dict[str, str], dict[str, str]]:
+    """The exports split over two nights, so that the second one takes the incremental path."""
+    files = sorted(exports().items())
+    return dict(files[:4]), dict(files[4:])
+
+
+@pytest.fixture(scope="module")
+def incremental_reference(prefect, tmp_path_factory):
+    """Two uninterrupted nights, and how many checkpoints the second one passes."""
+    paths = Paths.under(tmp_path_factory.mktemp("incremental_reference"))
+    first, second = first_and_second_night()
+    write(paths.inbox, first)
+    run(paths)
+    write(paths.inbox, second)
+    faults.reset()
+    run(paths)
+    return paths, faults.passed()
+
+
+def test_kill_points_of_an_incremental_night_recover(incremental_reference, tmp_path):
+    expected_paths, total = incremental_reference
+    expected = tables(expected_paths.warehouse)
+    first, second = first_and_second_night()
+    points = kill_points(total) if os.environ.get("CAR22_KILL_POINTS") == "all" else \
+        sorted({1 + round(i * (total - 1) / 7) for i in range(8)})
+    for point in points:
+        paths = Paths.under(tmp_path / f"kill-{point}")
+        write(paths.inbox, first)
+        run(paths)
+        write(paths.inbox, second)
+        assert killed_then_recovered(paths, point) in (-signal.SIGKILL, 0)
+        run(paths)
+        actual = tables(paths.warehouse)
+        assert actual.keys() == expected.keys(), point
+        for name in expected:
+            pd.testing.assert_frame_equal(expected[name], actual[name], check_dtype=False, obj=f"{name}@{point}")
+        assert not list((paths.work / "pending").iterdir()) and not list(paths.inbox.iterdir())
