@@ -23,6 +23,12 @@ from car22.sql import table_exists  # noqa: E402
 from car22.storage import write_whole  # noqa: E402
 
 REPORT_NAME = "trial_report.html"
+# The page stays readable and quick at consortium scale (README "The monitors' page"): the swimmer plot and
+# the individual expansion curves show the most recently infused participants, a flag table its first rows;
+# cohort figures (medians, Kaplan-Meier, tallies) always use everyone, and the full lists are in mart.
+SWIMMER_LANES = 60
+EXPANSION_CURVES = 200
+TABLE_ROWS = 200
 RISK_DAYS = (0, 90, 180, 270, 365, 545, 730)
 STATUS_COLOURS = {"NEGATIVE": "#2e7d32", "POSITIVE": "#c62828", "POSITIVE_LOW": "#ef6c00",
                   "POSITIVE_NOT_QUANTIFIABLE": "#ef6c00", "NEGATIVE_INSUFFICIENT_SENSITIVITY": "#9e9e9e",
@@ -43,22 +49,33 @@ def _cell(value) -> str:
     return "" if pd.isna(value) else html.escape(str(value))
 
 
-def _table(frame: pd.DataFrame, empty: str = "None.") -> str:
+def _table(frame: pd.DataFrame, empty: str = "None.", source: str | None = None) -> str:
     if frame.empty:
         return f"<p>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{body}</table>"
+                   for row in frame.head(TABLE_ROWS).itertuples(index=False))
+    more = (f"<p class='meta'>First {TABLE_ROWS} of {len(frame):,} rows; all of them are in "
+            f"{html.escape(source or 'the warehouse')}.</p>" if len(frame) > TABLE_ROWS else "")
+    return f"<table><tr>{head}</tr>{body}</table>{more}"
+
+
+def _latest_infused(con: duckdb.DuckDBPyConnection, limit: int) -> tuple[list[str], int]:
+    """The `limit` most recently infused participants, and how many were infused in all."""
+    infused = [pid for pid, in con.execute("SELECT participant_id FROM core.participants WHERE infused "
+                                           "ORDER BY infusion_date DESC, participant_id DESC").fetchall()]
+    return infused[:limit], len(infused)
 
 
 def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
     """One lane per infused participant from infusion to last follow-up, with marrow MRD results, relapse,
     HSCT and death."""
-    people = con.sql("""
+    shown, infused = _latest_infused(con, SWIMMER_LANES)
+    people = con.execute("""
         SELECT participant_id, greatest(coalesce(last_contact_date, infusion_date), coalesce(death_date, infusion_date))
                - infusion_date AS last_day, hsct_date - infusion_date AS hsct_day, death_date - infusion_date AS death_day
-        FROM core.participants WHERE infused ORDER BY participant_id DESC""").df()
+        FROM core.participants WHERE participant_id IN (SELECT unnest(?)) ORDER BY participant_id DESC""",
+                         [shown]).df()
     marrow = con.sql("SELECT participant_id, study_day, mrd_status FROM mart.mrd_assessments "
                      "WHERE specimen = 'BM' AND study_day >= 0").df()
     relapses = con.sql("SELECT participant_id, time_days FROM mart.rfs WHERE analysis = 'sensitivity' AND event "
@@ -82,7 +99,9 @@ def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
     axis.set_xlabel("study day (0 = CD22 CAR infusion); bar ends at last follow-up")
     axis.legend(loc="lower right", fontsize=7, ncols=2)
     axis.grid(axis="x", alpha=0.3)
-    return _svg(figure)
+    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
+            f"(all of them: core.participants, mart.mrd_assessments, mart.rfs).</p>" if infused > len(shown) else "")
+    return note + _svg(figure)
 
 
 def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
@@ -91,11 +110,12 @@ def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
     levels = con.sql("""SELECT participant_id, study_day, assay, value FROM mart.car_levels
                         WHERE target = 'CD22CAR' AND assay IN ('flow_abs', 'qpcr') AND study_day >= 0
                         ORDER BY participant_id, study_day""").df()
+    shown, infused = _latest_infused(con, EXPANSION_CURVES)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, (assay, label, floor) in zip(axes, (("flow_abs", "CAR22+ cells/µL (flow)", 0.01),
                                                   ("qpcr", "CD22 CAR copies/µg gDNA (qPCR)", 1.0))):
         rows = levels[levels.assay == assay]
-        for _, own in rows.groupby("participant_id"):
+        for _, own in rows[rows.participant_id.isin(shown)].groupby("participant_id"):
             axis.plot(own.study_day, own.value.clip(lower=floor), color="#90a4ae", linewidth=0.8, alpha=0.8)
         if not rows.empty:
             median = rows.groupby("study_day").value.median()
@@ -105,7 +125,9 @@ def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
         axis.set_xlabel("study day")
         axis.set_title(label, fontsize=10)
         axis.grid(alpha=0.3)
-    return _svg(figure)
+    note = (f"<p class='meta'>Grey lines: the {len(shown)} most recently infused of {infused:,} participants; "
+            f"the median is over everyone.</p>" if infused > len(shown) else "")
+    return note + _svg(figure)
 
 
 def km_plot(con: duckdb.DuckDBPyConnection) -> tuple[str, pd.DataFrame]:
@@ -171,13 +193,14 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
     if table_exists(con, "mart", "eligibility"):
         flags.append("<h3>Eligibility criteria not met or not assessable</h3>" + _table(con.sql(
             "SELECT participant_id, criterion, result, value, \"limit\", detail FROM mart.eligibility "
-            "WHERE result <> 'MET' ORDER BY participant_id, criterion").df(), "Every criterion met."))
+            "WHERE result <> 'MET' ORDER BY participant_id, criterion").df(), "Every criterion met.",
+            "mart.eligibility"))
     if table_exists(con, "mart", "ld_dosing"):
         flags.append("<h3>Lymphodepletion doses flagged</h3>" + _table(con.sql(
             "SELECT participant_id, agent, study_day, dose_mg, round(expected_mg, 1) AS expected_mg, "
             "round(deviation_pct, 1) AS deviation_pct, flag FROM mart.ld_dosing WHERE flag <> 'OK' "
             "ORDER BY participant_id, agent, study_day").df(),
-            "Every dose within tolerance, on its day."))
+            "Every dose within tolerance, on its day.", "mart.ld_dosing"))
     files = con.sql("SELECT status, count(*) AS files, sum(rows_read) AS rows_read, sum(rows_loaded) AS rows_loaded, "
                     "sum(rows_rejected) AS rows_rejected FROM ops.files GROUP BY status ORDER BY status").df()
     rejected = con.sql("SELECT severity, check_name, count(*) AS rows FROM ops.rejected_rows "

@@ -1,10 +1,13 @@
 """Result text, derivations §1.2: a value, a censored value, below the limit of quantitation, or no result."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 BELOW_LLOQ_TOKENS = ("blq", "nd", "not detected", "<lloq")
+_RESULT = re.compile(rf"([<>]?)\s*({NUMBER})")
 
 
 def parse_results(text: pd.Series) -> pd.DataFrame:
@@ -15,7 +18,10 @@ def parse_results(text: pd.Series) -> pd.DataFrame:
     NO_RESULT: loaded and counted, never a number. No source allows a decimal comma.
     """
     stripped = text.fillna("").astype("string").str.strip()
-    parts = stripped.str.extract(rf"^(?P<comparator>[<>]?)\s*(?P<number>{NUMBER})$")
+    # one compiled match per row: several times quicker than Series.str.extract on a lab file
+    matches = [_RESULT.fullmatch(value) for value in stripped.to_numpy(dtype=object)]
+    parts = pd.DataFrame({"comparator": [m.group(1) if m else pd.NA for m in matches],
+                          "number": [m.group(2) if m else pd.NA for m in matches]}, index=text.index, dtype="string")
     number = pd.to_numeric(parts["number"], errors="coerce").astype("float64")
     below = stripped.str.casefold().isin(BELOW_LLOQ_TOKENS)
     censored = number.notna() & (parts["comparator"] != "")

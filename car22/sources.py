@@ -131,9 +131,9 @@ def _derive_labs(typed: pd.DataFrame) -> pd.DataFrame:
     """Result text (derivations §1.2) and canonical units (§1.1) for value and reference limits."""
     result = parse_results(typed["orig_result"])
     analyte = typed["test_code"].fillna("")
-    value, unit = convert(analyte, typed["orig_unit"], result["value"])
-    ref_low, _ = convert(analyte, typed["orig_unit"], typed["orig_ref_low"].astype("float64"))
-    ref_high, _ = convert(analyte, typed["orig_unit"], typed["orig_ref_high"].astype("float64"))
+    (value, ref_low, ref_high), unit = convert(analyte, typed["orig_unit"], result["value"],
+                                               typed["orig_ref_low"].astype("float64"),
+                                               typed["orig_ref_high"].astype("float64"))
     has_number = result["value"].notna()
     no_unit = typed["orig_unit"].isna()
     unit_known = unit.notna() | (no_unit & ~has_number)

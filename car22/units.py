@@ -49,20 +49,31 @@ _CONVERSIONS: dict[tuple[str, str], tuple[str, float, float | None]] = {
     for analyte, (unit, accepted) in CANONICAL.items() for spelling, factor in accepted.items()}
 
 
-def convert(analytes: pd.Series, units: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Values and units in canonical form; unit NaN where the unit is not accepted for a known analyte.
+_TABLE = pd.DataFrame(
+    [{"analyte": a, "spelling": k, "unit": u, "factor": f, "divisor": np.nan if d is None else d}
+     for (a, k), (u, f, d) in _CONVERSIONS.items()]).set_index(["analyte", "spelling"])
 
-    Analytes outside the table (other lab codes: loaded, not graded) keep their own value and unit.
-    One dictionary lookup per row (a lab file holds hundreds of thousands of rows).
+
+def convert(analytes: pd.Series, units: pd.Series, *values: pd.Series) -> tuple[list[pd.Series], pd.Series]:
+    """Each series of values in canonical form, and the canonical unit (NaN where the unit is not accepted for
+    a known analyte). Analytes outside the table (other lab codes: loaded, not graded) keep their own value
+    and unit. Looked up once by a hashed index, not row by row (a lab file holds hundreds of thousands of
+    rows), for the result and both reference limits together.
     """
-    keys = zip(analytes.fillna("").to_numpy(dtype=object), normalise_unit(units.fillna("")).to_numpy(dtype=object))
-    found = [_CONVERSIONS.get(key) for key in keys]
-    factor = np.array([f[1] if f else np.nan for f in found], dtype="float64")
-    divisor = np.array([f[2] if f and f[2] else np.nan for f in found], dtype="float64")
-    number = values.to_numpy(dtype="float64", na_value=np.nan)
-    canonical_value = pd.Series(np.where(np.isnan(divisor), number * factor, number / divisor), index=values.index)
-    canonical_unit = pd.Series([f[0] if f else pd.NA for f in found], index=values.index, dtype="string")
+    pairs = pd.MultiIndex.from_arrays([analytes.fillna("").astype(object),
+                                       normalise_unit(units.fillna("")).astype(object)])
+    at = _TABLE.index.get_indexer(pairs)  # -1 where the pair is not accepted
+    found = at >= 0
+    factor = np.where(found, _TABLE.factor.to_numpy()[at], np.nan)
+    divisor = np.where(found, _TABLE.divisor.to_numpy()[at], np.nan)
     other = ~analytes.isin(list(CANONICAL)).to_numpy(dtype=bool)
+    converted = []
+    for series in values:
+        number = series.to_numpy(dtype="float64", na_value=np.nan)
+        value = pd.Series(np.where(np.isnan(divisor), number * factor, number / divisor), index=series.index)
+        value[other] = series[other]
+        converted.append(value)
+    canonical_unit = pd.Series(np.where(found, _TABLE.unit.to_numpy(dtype=object)[at], pd.NA), index=units.index,
+                               dtype="string")
     canonical_unit[other] = units[other].str.strip()
-    canonical_value[other] = values[other]
-    return canonical_value, canonical_unit
+    return converted, canonical_unit

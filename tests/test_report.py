@@ -50,3 +50,26 @@ def test_report_renders_every_section_offline(demo_night, tmp_path):
         assert "<svg" in content, f"no plot in {section}"
     assert "Numbers at risk" in dom and "data_docs/index.html" in dom
     assert not re.search(r"\bdob\b|date of birth", dom, re.IGNORECASE)
+
+
+def test_a_large_cohort_keeps_the_page_readable(demo_night, monkeypatch):
+    """At consortium scale the swimmer plot and the expansion curves show the most recently infused, and a
+    flag table its first rows, saying where the rest is; cohort figures still use everyone."""
+    import duckdb
+
+    from car22 import report
+
+    paths, _, _ = demo_night
+    monkeypatch.setattr(report, "SWIMMER_LANES", 3)
+    monkeypatch.setattr(report, "EXPANSION_CURVES", 2)
+    monkeypatch.setattr(report, "TABLE_ROWS", 1)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        infused = con.execute("SELECT count(*) FROM core.participants WHERE infused").fetchall()[0][0]
+        latest = [pid for pid, in con.execute("SELECT participant_id FROM core.participants WHERE infused "
+                                              "ORDER BY infusion_date DESC, participant_id DESC LIMIT 3").fetchall()]
+        page = report.render(con)
+    assert f"The 3 most recently infused of {infused} participants" in page
+    assert f"Grey lines: the 2 most recently infused of {infused} participants" in page
+    assert re.search(r"First 1 of [0-9,]+ rows; all of them are in", page)
+    swimmer = page[page.index("id='swimmer'"):page.index("id='endpoint'")]
+    assert all(pid in swimmer for pid in latest)
