@@ -23,7 +23,7 @@ from car22.sql import table_exists  # noqa: E402
 from car22.storage import write_whole  # noqa: E402
 
 REPORT_NAME = "trial_report.html"
-# The page stays readable and quick at consortium scale (README "The monitors' page"): the swimmer plot and
+# The page stays readable and quick at consortium scale (README, the `report` command): the swimmer plot and
 # the individual expansion curves show the most recently infused participants, a flag table its first rows;
 # cohort figures (medians, Kaplan-Meier, tallies) always use everyone, and the full lists are in mart.
 SWIMMER_LANES = 60
