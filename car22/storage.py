@@ -4,21 +4,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_whole(path: Path, data: bytes) -> Path:
     """Write under a temporary name, flush to disk, rename into place; on failure remove the temporary."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException as error:
-        partial.unlink(missing_ok=True)
-        raise _naming(error, path)
+    _into_place(path, path.with_name(path.name + ".partial"), lambda handle: handle.write(data))
     return path
 
 
@@ -32,17 +25,22 @@ def move_whole(source: Path, target: Path) -> None:
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-    partial = target.with_name(f".{target.name}.partial")
+    with open(source, "rb") as reading:
+        _into_place(target, target.with_name(f".{target.name}.partial"),
+                    lambda handle: shutil.copyfileobj(reading, handle, 1 << 20))
+    source.unlink()
+
+
+def _into_place(target: Path, partial: Path, fill: Callable[[BinaryIO], object]) -> None:
     try:
-        with open(source, "rb") as reading, open(partial, "wb") as writing:
-            shutil.copyfileobj(reading, writing, 1 << 20)
-            writing.flush()
-            os.fsync(writing.fileno())
+        with open(partial, "wb") as handle:
+            fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(partial, target)
     except BaseException as error:
         partial.unlink(missing_ok=True)
         raise _naming(error, target)
-    source.unlink()
 
 
 def _naming(error: BaseException, path: Path) -> BaseException:

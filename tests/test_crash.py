@@ -12,29 +12,16 @@ import signal
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
 from car22 import faults
 from car22.night import Paths
 from conftest import run
+from test_incremental import derived_tables as tables
 from test_nightly import exports, write
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def tables(warehouse: Path) -> dict[str, pd.DataFrame]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [f"{s}.{t}" for s, t in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ('core', 'mart') "
-            "ORDER BY 1, 2").fetchall()]
-        result = {}
-        for name in names:
-            frame = con.sql(f"SELECT * FROM {name}").df()
-            frame = frame.map(lambda v: str(list(v)) if isinstance(v, (list, np.ndarray)) else v)
-            result[name] = frame.sort_values(list(frame.columns)).reset_index(drop=True) if len(frame) else frame
-        return result
 
 
 @pytest.fixture(scope="module")
