@@ -17,7 +17,7 @@ import duckdb
 from car22 import faults, resolve
 from car22.config import Protocol
 from car22.sources import SOURCES
-from car22.sql import set_protocol_variables
+from car22.sql import column_names, set_protocol_variables, table_names
 
 # Cohort summaries (no participant_id), recomputed over everyone after the per-participant merge.
 # mart.ctcae_criteria is neither: it follows the settings only, and a settings change rebuilds everything.
@@ -37,21 +37,21 @@ def open_scope(con: duckdb.DuckDBPyConnection) -> str:
         con.execute(f"CREATE VIEW {SCOPE}.staging.{source.name}_current AS SELECT * FROM "
                     f"{work}.staging.{source.name}_current WHERE participant_id IN "
                     f"(SELECT participant_id FROM {SCOPE}.main.touched)")
-    for table in _tables(con, work, "core"):
+    for table in table_names(con, "core", work):
         con.execute(f"CREATE TABLE {SCOPE}.core.{table} AS SELECT * FROM {work}.core.{table} LIMIT 0")
     return work
 
 
 def merge(con: duckdb.DuckDBPyConnection, work: str, schema: str) -> None:
     """Replace the touched participants' rows of every per-participant table of `schema` with the scope's."""
-    computed = set(_tables(con, SCOPE, schema))
-    for table in _tables(con, work, schema):
-        columns = _columns(con, work, schema, table)
+    computed = set(table_names(con, schema, SCOPE))
+    for table in table_names(con, schema, work):
+        columns = column_names(con, schema, table, work)
         if "participant_id" not in columns:
             continue
         con.execute(f"DELETE FROM {work}.{schema}.{table} WHERE participant_id IN "
                     f"(SELECT participant_id FROM {SCOPE}.main.touched)")
-        if table in computed and "participant_id" in _columns(con, SCOPE, schema, table):
+        if table in computed and "participant_id" in column_names(con, schema, table, SCOPE):
             con.execute(f"INSERT INTO {work}.{schema}.{table} BY NAME SELECT * FROM {SCOPE}.{schema}.{table}")
 
 
@@ -87,14 +87,3 @@ def rebuild_touched(con: duckdb.DuckDBPyConnection, protocol: Protocol, run_id: 
         con.execute(f"DETACH {SCOPE}")
     return count
 
-
-def _tables(con: duckdb.DuckDBPyConnection, database: str, schema: str) -> list[str]:
-    return [name for name, in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? ORDER BY 1",
-        [database, schema]).fetchall()]
-
-
-def _columns(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> list[str]:
-    return [name for name, in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-        [database, schema, table]).fetchall()]

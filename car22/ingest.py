@@ -21,7 +21,7 @@ import pandas as pd
 from car22 import faults, timing
 from car22.reading import ExportRows, Unreadable, export_time, read_export, records_json
 from car22.sources import SOURCES, Source, type_frame
-from car22.sql import SQL_DIR, run_sql_file
+from car22.sql import SQL_DIR, column_names, run_sql_file
 from car22.storage import write_whole
 
 STAGING_META = {"file_id": "VARCHAR", "row_number": "INTEGER", "export_time": "TIMESTAMP",
@@ -232,9 +232,7 @@ def _no_cycle_collection() -> Iterator[None]:
 
 def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
     """Append many rows at once (a frame, not one INSERT per row: a file may reject all of its rows)."""
-    columns = [name for name, in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = ? ORDER BY column_index",
-        [table]).fetchall()]
+    columns = column_names(con, *table.split("."))
     con.register("appended_rows", pd.DataFrame.from_records(rows, columns=columns))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM appended_rows")

@@ -32,8 +32,8 @@ def current_versions_sql(source: Source, only: str | None = None) -> str:
     order = ", ".join(source.version_order + ("file_id", "row_number"))
     order_desc = ", ".join(f"{term} DESC" for term in source.version_order + ("file_id", "row_number"))
     rows = source.staging_table if only is None else (
-        f"(SELECT * FROM {source.staging_table} s WHERE EXISTS (SELECT 1 FROM {only} t WHERE "
-        + " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in source.identity) + "))")
+        f"(SELECT * FROM {source.staging_table} s "
+        f"WHERE EXISTS (SELECT 1 FROM {only} t WHERE {_same_record(source)}))")
     deleted = "FALSE"
     if source.snapshot:
         # exports.md §D: each export is a full snapshot; a record missing from the newest one was deleted.
@@ -60,6 +60,11 @@ def current_versions_sql(source: Source, only: str | None = None) -> str:
     FROM (SELECT * FROM numbered
           QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY {order_desc}) = 1) v
     """
+
+
+def _same_record(source: Source) -> str:
+    """SQL: staging row `s` is a version of the record identified by row `t` (NULL-safe on the identity)."""
+    return " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in source.identity)
 
 
 def build_current_versions(con: duckdb.DuckDBPyConnection) -> None:
@@ -98,7 +103,7 @@ def update_current_versions(con: duckdb.DuckDBPyConnection, run_id: int) -> None
             continue
         con.execute(f"CREATE OR REPLACE TEMP TABLE touched_records AS SELECT DISTINCT {identity} "
                     f"FROM {source.staging_table} WHERE file_id IN ({tonight})")
-        same_record = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in source.identity)
+        same_record = _same_record(source)
         con.execute(f"INSERT INTO touched SELECT DISTINCT s.participant_id FROM {source.staging_table} s "
                     f"WHERE EXISTS (SELECT 1 FROM touched_records t WHERE {same_record})")
         con.execute(f"DELETE FROM {current} s WHERE EXISTS (SELECT 1 FROM touched_records t WHERE {same_record})")

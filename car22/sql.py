@@ -63,5 +63,18 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether schema.table exists (a warehouse published before a table was added has none)."""
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                            [schema, table]).fetchall()[0][0])
+    return table in table_names(con, schema)
+
+
+def table_names(con: duckdb.DuckDBPyConnection, schema: str, database: str | None = None) -> list[str]:
+    """The tables of a schema, in the connection's current database unless another attached one is named."""
+    return [name for name, in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = coalesce(?, current_database()) "
+        "AND schema_name = ? ORDER BY 1", [database, schema]).fetchall()]
+
+
+def column_names(con: duckdb.DuckDBPyConnection, schema: str, table: str, database: str | None = None) -> list[str]:
+    """The columns of a table in their order (current database unless another attached one is named)."""
+    return [name for name, in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = coalesce(?, current_database()) "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index", [database, schema, table]).fetchall()]

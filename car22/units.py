@@ -43,15 +43,12 @@ def normalise_unit(units: pd.Series) -> pd.Series:
     return units.str.strip().str.replace("\u00b5", "u").str.replace("\u03bc", "u").str.casefold()
 
 
-# (analyte, normalised unit) -> (canonical unit, factor, exact divisor or None)
-_CONVERSIONS: dict[tuple[str, str], tuple[str, float, float | None]] = {
-    (analyte, spelling): (unit, factor, _DIVISORS.get((analyte, spelling)))
-    for analyte, (unit, accepted) in CANONICAL.items() for spelling, factor in accepted.items()}
-
-
+# (analyte, normalised unit) -> canonical unit, factor, and the exact divisor where the spec divides
 _TABLE = pd.DataFrame(
-    [{"analyte": a, "spelling": k, "unit": u, "factor": f, "divisor": np.nan if d is None else d}
-     for (a, k), (u, f, d) in _CONVERSIONS.items()]).set_index(["analyte", "spelling"])
+    [{"analyte": analyte, "spelling": spelling, "unit": unit, "factor": factor,
+      "divisor": _DIVISORS.get((analyte, spelling), np.nan)}
+     for analyte, (unit, accepted) in CANONICAL.items() for spelling, factor in accepted.items()]
+).set_index(["analyte", "spelling"])
 
 
 def convert(analytes: pd.Series, units: pd.Series, *values: pd.Series) -> tuple[list[pd.Series], pd.Series]:
