@@ -36,7 +36,7 @@ bench: setup  ## benchmark the nightly run against bare DuckDB: make bench N=200
 
 reliability: setup  ## every kill point, thousands of fuzzed exports, readers under load, resources
 	CAR22_KILL_POINTS=all CAR22_FUZZ_EXAMPLES=3000 $(BIN)/pytest tests/test_crash.py \
-		tests/test_fuzz.py tests/test_readers.py tests/test_resources.py
+		tests/validation/test_fuzz.py tests/test_readers.py tests/test_resources.py
 
 clean:  ## remove the venv and generated data
 	rm -rf $(VENV) data build *.egg-info

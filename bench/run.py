@@ -31,8 +31,8 @@ STAGES = ("parse", "validate", "load", "core", "derive", "publish")
 
 def measure_night(data_dir: str) -> dict:
     """One nightly flow in this process; its stage times and peak RSS."""
-    from car22 import timing
-    from car22.night import Paths
+    from car22.night import timing
+    from car22.night.paths import Paths
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")

@@ -24,7 +24,7 @@ QUIET_PREFECT = {
 
 
 def _paths(args: argparse.Namespace):
-    from car22.night import Paths
+    from car22.night.paths import Paths
 
     return Paths.resolve(args.data_dir, inbox=args.inbox, warehouse=args.warehouse, archive=args.archive,
                          reports=args.reports, work=args.work_dir)
@@ -51,8 +51,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from tqdm import tqdm
 
-    from car22 import progress
-    from car22.summary import format_summary
+    from car22.night import progress
+    from car22.reports.run_summary import format_summary
     from flows.nightly import nightly
 
     bar = tqdm(total=0, unit="file", desc="ingest", disable=not sys.stderr.isatty() or args.quiet)
@@ -71,7 +71,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                           protocol_file=str(args.protocol) if args.protocol else None)
     except Exception as error:  # the run failed: say why and what to do, without a traceback
         bar.close()
-        from car22.night import explain_failure
+        from car22.night.paths import explain_failure
 
         print(f"car22: the run failed: {type(error).__name__}: {error}\n"
               f"Nothing was published; yesterday's warehouse is intact and the files wait in "
@@ -110,7 +110,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"car22: no warehouse at {paths.warehouse}: run `car22 ingest` first or pass --warehouse",
               file=sys.stderr)
         return EXIT_USAGE
-    from car22.report import write_report
+    from car22.reports.trial_report import write_report
 
     out = args.out or paths.reports
     print(f"trial report: {write_report(paths.warehouse, out)}")

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from car22 import faults, night, timing
 from car22.config import load_protocol
-from car22.summary import RunSummary, run_summary
-from car22.validation import Validator
+from car22.night import faults, timing, transaction
+from car22.night.paths import Paths
+from car22.reports.run_summary import RunSummary, run_summary
+from car22.validation.gx_runner import Validator
 from tasks import night as steps
 
 
@@ -18,10 +20,10 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
             protocol_file: str | None = None) -> RunSummary:
     """Take every new export from the inbox into the warehouse, derive the trial tables, publish.
 
-    Paths not given come from CAR22_* variables, then from the data folder (car22.night.Paths.resolve).
+    Paths not given come from CAR22_* variables, then from the data folder (car22.night.paths.Paths.resolve).
     """
     timing.mark("flow_start")
-    paths = night.Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
+    paths = Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
                                 work=work)
     paths.create()
     protocol = load_protocol(protocol_file)
@@ -32,14 +34,14 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     # 2. Work on a private copy of last night's warehouse.
     con = steps.open_work_copy(paths)
     try:
-        new_files, _leftovers = night.already_recorded(con, pending)
-        run_id = night.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
+        new_files, _leftovers = transaction.already_recorded(con, pending)
+        run_id = transaction.start_run(con, protocol, str(flow_run.get_id() or ""), started_at)
         # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
         with timing.stage("validate"):
             validator = Validator(paths.reports, protocol)
         for path in new_files:
             steps.ingest(con, path, run_id, paths, validator, datetime.now())
-        scope = night.rebuild_scope(con, run_id)
+        scope = transaction.rebuild_scope(con, run_id)
         if scope == "everything":
             # 4. Current versions, core tables, enrollment holds, file counts.
             steps.resolve_core(con, run_id)
@@ -53,10 +55,10 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
             steps.record_clinical_events(con, run_id)
             faults.checkpoint("clinical events")
         # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
-        night.finish_run(con, run_id, datetime.now(), len(pending))
+        transaction.finish_run(con, run_id, datetime.now(), len(pending))
         faults.checkpoint("run finished")
         summary = run_summary(con, run_id)
-        data_docs = validator.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+        data_docs = validator.docs.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
         faults.checkpoint("data docs index")
         steps.publish(con, paths, pending)
     except BaseException:

@@ -6,18 +6,27 @@ from pathlib import Path
 
 import duckdb
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NONE
 
-from car22 import changes, faults, incremental, monitor, night, progress, report, resolve, timing
 from car22.config import Protocol
-from car22.ingest import FileOutcome, ingest_file
-from car22.validation import Validator
+from car22.intake import take
+from car22.loading import incremental, versions
+from car22.loading.load import FileOutcome, enrolled_ids, ingest_file
+from car22.night import faults, progress, timing, transaction
+from car22.night.paths import Paths
+from car22.reports import artifacts, clinical_events, trial_report
+from car22.rules.derive import DERIVATIONS, derive_all
+from car22.validation.gx_runner import Validator
 
 
 @task(name="take-inbox", cache_policy=NONE)
-def take_inbox(paths: night.Paths) -> list[Path]:
-    pending = night.take_inbox(paths)
+def take_inbox(paths: Paths) -> list[Path]:
+    pending = take.take_inbox(paths)
     get_run_logger().info("%d file(s) to process from %s", len(pending), paths.inbox)
     progress.report("total", len(pending))
     faults.checkpoint("task take-inbox")
@@ -25,15 +34,15 @@ def take_inbox(paths: night.Paths) -> list[Path]:
 
 
 @task(name="open-work-copy", cache_policy=NONE)
-def open_work_copy(paths: night.Paths) -> duckdb.DuckDBPyConnection:
-    return night.open_work_copy(paths)
+def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
+    return transaction.open_work_copy(paths)
 
 
 @task(name="ingest-file", task_run_name="ingest {path.name}", cache_policy=NONE)
-def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: night.Paths, validator: Validator,
+def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: Paths, validator: Validator,
            received_at: datetime) -> FileOutcome:
     outcome = ingest_file(con, path, run_id=run_id, archive_dir=paths.archive, validator=validator,
-                          received_at=received_at, enrolled_ids=night.enrolled_ids(con))
+                          received_at=received_at, enrolled_ids=enrolled_ids(con))
     logger = get_run_logger()
     if outcome.status == "quarantined":
         logger.warning("%s: quarantined: %s", outcome.file_name, outcome.reason)
@@ -48,52 +57,52 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: night
 @task(name="resolve-versions-and-core", cache_policy=NONE)
 def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
     with timing.stage("core"):
-        resolve.resolve(con, run_id)
+        versions.resolve(con, run_id)
 
 
 @task(name="derive-mart", cache_policy=NONE)
 def derive(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     with timing.stage("derive"):
-        night.derive(con, protocol)
+        derive_all(con, protocol)
 
 
 @task(name="rebuild-touched-participants", cache_policy=NONE)
 def rebuild_touched(con: duckdb.DuckDBPyConnection, protocol: Protocol, run_id: int) -> None:
     with timing.stage("derive"):
-        count = incremental.rebuild_touched(con, protocol, run_id, night.DERIVATIONS)
+        count = incremental.rebuild_touched(con, protocol, run_id, DERIVATIONS)
     get_run_logger().info("core and mart rebuilt for the %d participant(s) tonight's files touched", count)
 
 
 @task(name="record-clinical-events", cache_policy=NONE)
 def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
-    changes.record_clinical_events(con, run_id)
+    clinical_events.record_clinical_events(con, run_id)
 
 
 @task(name="monitor-artifacts", cache_policy=NONE)
-def publish_artifacts(paths: night.Paths, run_id: int, data_docs_index: Path) -> None:
+def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
     """The run's summary, file table and Data Docs link, under stable keys: the UI shows them night by night.
     Rendered from the published warehouse, like everything a monitor reads."""
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        create_markdown_artifact(key="car22-run-summary", markdown=monitor.markdown_summary(con, run_id),
+        create_markdown_artifact(key="car22-run-summary", markdown=artifacts.markdown_summary(con, run_id),
                                  description=f"car22 run {run_id}")
-        create_table_artifact(key="car22-files", table=monitor.files_table(con, run_id),
+        create_table_artifact(key="car22-files", table=artifacts.files_table(con, run_id),
                               description=f"Files of car22 run {run_id}")
     create_link_artifact(key="car22-data-docs", link=data_docs_index.resolve().as_uri(),
                          link_text="Data Docs: validation of every file", description=f"car22 run {run_id}")
 
 
 @task(name="trial-report", cache_policy=NONE)
-def write_report(paths: night.Paths) -> Path:
+def write_report(paths: Paths) -> Path:
     """The monitors' page, from the published warehouse, with a link artifact under a stable key."""
-    page = report.write_report(paths.warehouse, paths.reports)
+    page = trial_report.write_report(paths.warehouse, paths.reports)
     create_link_artifact(key="car22-trial-report", link=page.resolve().as_uri(),
                          link_text="Trial summary: status, swimmer plot, RFS, expansion, toxicity, data quality")
     return page
 
 
 @task(name="publish", cache_policy=NONE)
-def publish(con: duckdb.DuckDBPyConnection, paths: night.Paths, done: list[Path]) -> None:
+def publish(con: duckdb.DuckDBPyConnection, paths: Paths, done: list[Path]) -> None:
     with timing.stage("publish"):
-        night.publish(con, paths)
-        night.clear_pending(done)
+        transaction.publish(con, paths)
+        take.clear_pending(done)
     get_run_logger().info("published %s", paths.warehouse)

@@ -31,7 +31,7 @@ def prefect():
 def demo_night(prefect, tmp_path_factory):
     """The default demo exports ingested by the nightly flow: (paths, files written, run summary)."""
     from car22.demo import generate
-    from car22.night import Paths
+    from car22.night.paths import Paths
 
     paths = Paths.under(tmp_path_factory.mktemp("demo_night"))
     written = generate(paths.inbox)

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
-
-from car22 import cli
-from car22.night import Paths
 from test_nightly import exports, write
 from test_resources import small_disk
+
+from car22 import cli
+from car22.night.paths import Paths
 
 
 @pytest.mark.parametrize("command", [[], ["ingest"], ["report"], ["demo-data"]])

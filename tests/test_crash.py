@@ -1,7 +1,7 @@
 """Crash safety: the night killed with SIGKILL at many points, then run again, equals an uninterrupted night.
 
 A killed run is a forked child running the real flow, told by CAR22_CRASH_AT to kill itself at its N-th
-checkpoint (car22.faults). `make test` tries 20 points spread over the night;
+checkpoint (car22.night.faults). `make test` tries 20 points spread over the night;
 `make reliability` (CAR22_KILL_POINTS=all) tries every one.
 """
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
-from car22 import faults
-from car22.night import Paths
 from conftest import run
 from test_incremental import derived_tables as tables
 from test_nightly import exports, write
+
+from car22.night import faults
+from car22.night.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from car22.demo import generate
-from car22.reading import export_time, read_export
+from car22.intake.reading import export_time, read_export
 
 AS_OF = date(2028, 6, 30)
 

@@ -1,4 +1,4 @@
-"""An incremental night (car22.incremental) leaves exactly the warehouse a full rebuild leaves: every
+"""An incremental night (car22.loading.incremental) leaves exactly the warehouse a full rebuild leaves: every
 staging current-version table, every core table and every mart table, cohort summaries included."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-
-from car22.demo import generate
-from car22.night import Paths
 from conftest import run
 from test_nightly import exports, write
+
+from car22.demo import generate
+from car22.night.paths import Paths
 
 SCHEMAS = ("staging", "core", "mart")
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from car22.night import Paths
+from car22.night.paths import Paths
 
 LAB_HEADER = "SUBJECT_ID,ACCESSION,COLLECTED_AT,RESULTED_AT,TEST_CODE,LOINC,TEST_NAME,RESULT,UNITS,REF_LOW,REF_HIGH,FLAG,STATUS"
 ENROLLMENT_HEADER = ("record_id,redcap_event_name,consent_date,dob,sex,weight_kg,height_cm,cd19_product,"
@@ -200,7 +200,7 @@ def test_any_order_in_one_run_or_several_gives_identical_core(prefect, one_night
 def test_monitors_get_a_summary_with_failed_checks_and_prefect_artifacts(one_night):
     from prefect.client.orchestration import get_client
 
-    from car22.monitor import files_table, markdown_summary
+    from car22.reports.artifacts import files_table, markdown_summary
 
     with duckdb.connect(str(one_night.warehouse), read_only=True) as con:
         markdown = markdown_summary(con, 1)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import time
 
-from car22.night import Paths
 from conftest import run
 from test_nightly import exports, write
+
+from car22.night.paths import Paths
 
 READER = r"""
 import json, sys, time, duckdb

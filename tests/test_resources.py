@@ -11,10 +11,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from car22.night import Paths, explain_failure
 from conftest import run
 from test_nightly import exports, write
+
+from car22.night.paths import Paths, explain_failure
 
 
 @pytest.mark.parametrize("where", ["archive", "reports", "work"])

@@ -1,5 +1,5 @@
 -- eligibility_inputs (TEMP, never published): one row per enrolled participant with the screening values
--- that derivations §6.1 judges; car22/eligibility.py applies the criteria and writes mart.eligibility.
+-- that derivations §6.1 judges; car22/rules/eligibility.py applies the criteria and writes mart.eligibility.
 -- "Latest value before lymphodepletion": collected on a date before ld_start_date (a result drawn on the first
 -- lymphodepletion day may be post-dose: the dose time is not recorded); a participant never lymphodepleted
 -- (screen failure) gets the latest value available. A lab result counts when it carries a number or is below

@@ -1,0 +1,39 @@
+"""What monitors read after a run, rendered from ops tables: the run's markdown summary and file table."""
+from __future__ import annotations
+
+import duckdb
+
+from car22.reports.run_summary import format_summary, run_summary
+
+
+def files_table(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
+    """One row per file received by the run: its fate and row counts."""
+    frame = con.execute("""
+        SELECT file_name, coalesce(source, '') AS source, status, rows_read, rows_loaded, rows_rejected,
+               coalesce(reason, '') AS reason
+        FROM ops.files WHERE run_id = ? ORDER BY file_name""", [run_id]).df()
+    return frame.to_dict(orient="records")
+
+
+def failures_by_expectation(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple]:
+    return con.execute("""
+        SELECT suite, expectation, severity, count(*) AS files, sum(unexpected_count) AS rows
+        FROM ops.validation_results WHERE run_id = ? AND NOT success
+        GROUP BY ALL ORDER BY severity, rows DESC, suite, expectation""", [run_id]).fetchall()
+
+
+def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
+    """The run in markdown: files and rows, failed expectations, what changed clinically tonight."""
+    summary = run_summary(con, run_id)
+    lines = [f"# car22 run {run_id}", "", "```", format_summary(summary), "```", "",
+             "## Failed expectations", ""]
+    failures = failures_by_expectation(con, run_id)
+    if failures:
+        lines += ["| suite | expectation | severity | files | rows |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {s} | {e} | {sev} | {f} | {r} |" for s, e, sev, f, r in failures]
+    else:
+        lines.append("None: every row of every new file met every expectation.")
+    lines += ["", "## New clinical events tonight", ""]
+    lines += [f"- **{kind}** {participant}: {detail}"
+              for kind, participant, detail in summary.new_events] or ["None."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,75 @@
+"""The trial summary as a person sees it: rendered by headless Chromium, every section and plot present,
+no request leaving the machine."""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SECTIONS = ("status", "freshness", "swimmer", "endpoint", "expansion", "toxicity", "flags", "quality")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`; `.ci/run` installs it): "
+                             "the report is not rendered in a browser here")
+
+
+def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The DOM after Chromium loaded the page, and the URLs the page itself asked for (from Chromium's NetLog;
+    the browser's own background requests have no origin and are left out)."""
+    net_log = tmp_path / "net.json"
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={net_log}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    log = json.loads(net_log.read_text())
+    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    requested = [event["params"]["url"] for event in log["events"]
+                 if names.get(event["type"]) == "URL_REQUEST_START_JOB"
+                 and event.get("params", {}).get("initiator") not in (None, "not an origin")]
+    return dom, requested
+
+
+def test_the_request_detector_sees_a_page_request(tmp_path):
+    page = tmp_path / "leaky.html"
+    page.write_text("<!doctype html><img src='http://127.0.0.1:9/pixel.png'>")
+    _, requested = render(page, tmp_path)
+    assert any("127.0.0.1:9" in url for url in requested)
+
+
+def test_report_renders_every_section_offline(demo_night, tmp_path):
+    paths, _, _ = demo_night
+    dom, requested = render(paths.reports / "trial_report.html", tmp_path)
+    assert requested == []
+    for section in SECTIONS:
+        assert re.search(rf'<section id="{section}"', dom), section
+    for section in ("swimmer", "endpoint", "expansion", "toxicity"):
+        content = dom.split(f'<section id="{section}"')[1].split("</section>")[0]
+        assert "<svg" in content, f"no plot in {section}"
+    assert "Numbers at risk" in dom and "data_docs/index.html" in dom
+    assert not re.search(r"\bdob\b|date of birth", dom, re.IGNORECASE)
+
+
+def test_a_large_cohort_keeps_the_page_readable(demo_night, monkeypatch):
+    """At consortium scale the swimmer plot and the expansion curves show the most recently infused, and a
+    flag table its first rows, saying where the rest is; cohort figures still use everyone."""
+    import duckdb
+
+    from car22.reports import trial_report
+
+    paths, _, _ = demo_night
+    monkeypatch.setattr(trial_report, "SWIMMER_LANES", 3)
+    monkeypatch.setattr(trial_report, "EXPANSION_CURVES", 2)
+    monkeypatch.setattr(trial_report, "TABLE_ROWS", 1)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        infused = con.execute("SELECT count(*) FROM core.participants WHERE infused").fetchall()[0][0]
+        latest = [pid for pid, in con.execute("SELECT participant_id FROM core.participants WHERE infused "
+                                              "ORDER BY infusion_date DESC, participant_id DESC LIMIT 3").fetchall()]
+        page = trial_report.render(con)
+    assert f"The 3 most recently infused of {infused} participants" in page
+    assert f"Grey lines: the 2 most recently infused of {infused} participants" in page
+    assert re.search(r"First 1 of [0-9,]+ rows; all of them are in", page)
+    swimmer = page[page.index("id='swimmer'"):page.index("id='endpoint'")]
+    assert all(pid in swimmer for pid in latest)
