@@ -10,7 +10,7 @@ from car22.config import load_protocol
 from car22.night import faults, timing, transaction
 from car22.night.paths import Paths
 from car22.reports.run_summary import RunSummary, run_summary
-from car22.validation.gx_runner import Validator
+from car22.validation.runner import Validator
 from tasks import night as steps
 
 

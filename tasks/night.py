@@ -21,7 +21,7 @@ from car22.night import faults, progress, timing, transaction
 from car22.night.paths import Paths
 from car22.reports import artifacts, clinical_events, trial_report
 from car22.rules.derive import DERIVATIONS, derive_all
-from car22.validation.gx_runner import Validator
+from car22.validation.runner import Validator
 
 
 @task(name="take-inbox", cache_policy=NONE)

@@ -35,7 +35,7 @@ STAGING_META = {"file_id": "VARCHAR", "row_number": "INTEGER", "export_time": "T
 
 
 class Validating(TypingProtocol):
-    """What ingestion needs from the validation layer (car22.validation.gx_runner.Validator)."""
+    """What ingestion needs from the validation layer (car22.validation.runner.Validator)."""
 
     def validate(self, source: Source, frame: pd.DataFrame, *, file_id: str, file_name: str,
                  export_time: datetime | None, run_time: datetime, enrolled_ids: set[str]): ...

@@ -17,7 +17,7 @@ from car22.night.storage import write_whole
 from car22.validation.checks.fields import BLOCKING, WARNING
 
 if TYPE_CHECKING:
-    from car22.validation.gx_runner import ExpectationOutcome, RowFinding
+    from car22.validation.runner import ExpectationOutcome, RowFinding
 
 DATA_DOCS = "data_docs"
 EXAMPLES = 10

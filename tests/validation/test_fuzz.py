@@ -104,7 +104,7 @@ def mutated(draw) -> tuple[str, bytes]:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    from car22.validation.gx_runner import Validator
+    from car22.validation.runner import Validator
 
     folder = tmp_path_factory.mktemp("fuzz")
     con = duckdb.connect(str(folder / "fuzz.duckdb"))

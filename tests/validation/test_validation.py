@@ -19,7 +19,7 @@ import pytest
 from car22.config import load_protocol
 from car22.intake.sources import BY_NAME, FLOW_SAMPLE_COLUMN, SOURCES, type_frame
 from car22.loading.load import validation_frame
-from car22.validation.gx_runner import Validator
+from car22.validation.runner import Validator
 from car22.validation.suites import (
     SUITES_DIR,
     WITHHELD,
@@ -439,16 +439,17 @@ def case_id(c: tuple) -> str:
     return f"{c[0]}-{c[1]}"
 
 
-@pytest.fixture(scope="module")
-def validator(tmp_path_factory):
-    """One validator for the module, and no network connection from GX, ever."""
+@pytest.fixture(scope="module", params=["sql", "gx"])
+def validator(request, tmp_path_factory):
+    """One validator per engine for the module (every case holds for both: GX's pandas engine is the oracle of
+    the SQL engine), and no network connection from GX, ever."""
     def refuse(*_args, **_kwargs):
         raise AssertionError("validation tried to open a network connection")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket.socket, "connect", refuse)
         patch.setattr(socket, "create_connection", refuse)
-        yield Validator(tmp_path_factory.mktemp("reports"), load_protocol())
+        yield Validator(tmp_path_factory.mktemp("reports"), load_protocol(), engine=request.param)
 
 
 def validate(validator, source: str, frame: pd.DataFrame, file_id: str = "f1", export_time=EXPORTED):

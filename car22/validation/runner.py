@@ -1,9 +1,11 @@
-"""Running the suites with Great Expectations (GX Core 1.x) over each file's rows: one GX context per run,
-findings that name the rows (line numbers) and say why.
+"""Running the suites over each file's rows: findings that name the rows (line numbers) and say why.
 
-Great Expectations is imported inside `Validator` only: it costs seconds and most commands never need it.
-Speed (docs/validation.md): GX's pandas engine compares numbers and times vectorised only for float64 and
-datetime64[ns] columns and filters the whole frame for every metric, so each frame is narrowed to the
+Two engines run the same suites (expectations/*.json) with the same results: the expectations compiled to
+DuckDB SQL (car22.validation.sql_engine, the default: fast, no GX import) and Great Expectations' own pandas
+engine (`CAR22_VALIDATION_ENGINE=gx`), the oracle the tests hold the SQL engine equal to.
+Great Expectations is imported inside `Validator` only, with the gx engine: it costs seconds.
+Speed of the gx engine (docs/validation.md): GX's pandas engine compares numbers and times vectorised only
+for float64 and datetime64[ns] columns and filters the whole frame for every metric, so each frame is narrowed to the
 columns the suite reads and given those dtypes; a first pass asks only pass/fail, and only the failed
 expectations are run again for their rows.
 """
@@ -22,11 +24,13 @@ import pandas as pd
 
 from car22.config import Protocol
 from car22.intake.sources import SOURCES, Source
+from car22.validation import sql_engine
 from car22.validation.checks.fields import is_null
 from car22.validation.data_docs import DataDocs, show
 from car22.validation.suites import SUITES_DIR, WITHHELD
 
 NS_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
+ENGINES = ("sql", "gx")
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,10 @@ def _condition_columns(condition: dict[str, Any] | None, compared_only: bool = F
 class _Suite:
     """One source's suite as loaded for the run: the GX suite, its checks in order and how to feed it."""
 
-    def __init__(self, gx: Any, definition: dict[str, Any]):
+    def __init__(self, definition: dict[str, Any], gx: Any = None):
         self.name: str = definition["name"]
         self.checks: dict[str, dict[str, Any]] = {e["meta"]["check_name"]: e for e in definition["expectations"]}
-        self.gx_suite = gx.ExpectationSuite(**definition)
+        self.gx_suite = gx.ExpectationSuite(**definition) if gx is not None else None
         columns = {"row_number"}
         self.compared: set[str] = set()
         for e in definition["expectations"]:
@@ -98,12 +102,21 @@ class _Suite:
         self.untyped_only = {column for column, conditioned in uses.items() if all(conditioned)}
         self.templates = {name: list(string.Formatter().parse(e["meta"]["reason"])) for name, e in self.checks.items()}
 
-    def gx_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The columns the suite reads, in the dtypes GX's pandas engine handles vectorised."""
+    def sql_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns the suite reads, as the validation frame has them."""
+        self._require_columns(frame)
+        return frame[self.columns]
+
+    def _require_columns(self, frame: pd.DataFrame) -> None:
+        """A check whose column is missing would pass unseen: refuse the frame."""
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise ValueError(f"the validation frame of {self.name} lacks column(s) {missing}: build it from the "
                              "typed frame and every field's _text (docs/validation.md)")
+
+    def gx_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns the suite reads, in the dtypes GX's pandas engine handles vectorised."""
+        self._require_columns(frame)
         data = {}
         for name in self.columns:
             column = frame[name]
@@ -161,15 +174,13 @@ def _problem(item: Any) -> str | None:
 
 
 class Validator:
-    """Loads the suites once per run (one GX context), validates frames, renders Data Docs."""
+    """Loads the suites once per run, validates frames with the chosen engine, renders Data Docs."""
 
-    def __init__(self, reports_dir: Path, protocol: Protocol, suites_dir: Path = SUITES_DIR):
-        os.environ["GX_ANALYTICS_ENABLED"] = "false"
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        self._gx = gx
+    def __init__(self, reports_dir: Path, protocol: Protocol, suites_dir: Path = SUITES_DIR,
+                 engine: str | None = None):
+        self.engine = engine or os.environ.get("CAR22_VALIDATION_ENGINE") or "sql"
+        if self.engine not in ENGINES:
+            raise ValueError(f"CAR22_VALIDATION_ENGINE={self.engine!r}: use one of {', '.join(ENGINES)}")
         self.docs = DataDocs(Path(reports_dir))
         study = protocol["study"]
         self._parameters = {
@@ -177,16 +188,28 @@ class Validator:
             "study_start": pd.Timestamp(study["study_start_date"]),
             "cd19_car_earliest": pd.Timestamp(study["cd19_car_earliest_date"]),
         }
+        definitions = [json.loads((suites_dir / f"{s.name}.json").read_text(encoding="utf-8")) for s in SOURCES]
+        self._gx = self._gx_context() if self.engine == "gx" else None
+        self._suites: dict[str, _Suite] = {}
+        for definition in definitions:
+            suite = _Suite(definition, self._gx)
+            if self._gx is not None:
+                self._context.suites.add(suite.gx_suite)
+            self._suites[suite.name] = suite
+
+    def _gx_context(self) -> Any:
+        """One ephemeral GX context per run, offline and quiet, with a pandas asset fed one frame per file."""
+        os.environ["GX_ANALYTICS_ENABLED"] = "false"
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
         self._context = gx.get_context(mode="ephemeral")
         self._context.config.analytics_enabled = False
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = self._context.data_sources.add_pandas("exports").add_dataframe_asset("export_rows")
         self._batches = asset.add_batch_definition_whole_dataframe("one_file")
-        self._suites: dict[str, _Suite] = {}
-        for source in SOURCES:
-            suite = _Suite(gx, json.loads((suites_dir / f"{source.name}.json").read_text(encoding="utf-8")))
-            self._context.suites.add(suite.gx_suite)
-            self._suites[source.name] = suite
+        return gx
 
     def validate(self, source: Source, frame: pd.DataFrame, *, file_id: str, file_name: str,
                  export_time: datetime | None, run_time: datetime, enrolled_ids: set[str]) -> FileValidation:
@@ -194,6 +217,27 @@ class Validator:
         suite = self._suites[source.name]
         parameters = {**self._parameters, "export_time": pd.Timestamp(export_time or run_time),
                       "enrolled_ids": sorted(enrolled_ids)}
+        if self._gx is None:
+            unexpected = sql_engine.unexpected_rows(suite.sql_frame(frame), list(suite.checks.values()), parameters)
+        else:
+            unexpected = self._unexpected_gx(suite, frame, parameters)
+        failed = set(unexpected)
+        outcomes, findings = [], []
+        for name, e in suite.checks.items():
+            severity = e["meta"]["severity"]
+            rows = unexpected.get(name, [])
+            outcomes.append(ExpectationOutcome(name, _column_of(e["kwargs"]), name not in failed, len(rows), severity))
+            findings += [RowFinding(row, name, reason, severity)
+                         for row, reason in zip(rows, suite.reasons(name, frame, rows, parameters))]
+        order = {name: i for i, name in enumerate(suite.checks)}
+        findings.sort(key=lambda f: (f.row_number, order[f.check_name]))
+        report = self.docs.write_page(suite.name, suite.checks, file_id, file_name, export_time, run_time,
+                                      len(frame), outcomes, findings, parameters)
+        return FileValidation(suite.name, outcomes, findings, report)
+
+    def _unexpected_gx(self, suite: _Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> dict[str, list[int]]:
+        """GX's pandas engine: a first pass asks only pass/fail; only the failed expectations run again for
+        their rows."""
         batch = self._batches.get_batch(batch_parameters={"dataframe": suite.gx_frame(frame)})
         quick = batch.validate(suite.gx_suite, expectation_parameters=parameters, result_format="BOOLEAN_ONLY")
         failed = [self._checked(suite, item).expectation_config.meta["check_name"]
@@ -209,18 +253,7 @@ class Validator:
                 self._checked(suite, item)
                 unexpected[item.expectation_config.meta["check_name"]] = sorted(
                     int(hit["row_number"]) for hit in item.result.get("unexpected_index_list") or [])
-        outcomes, findings = [], []
-        for name, e in suite.checks.items():
-            severity = e["meta"]["severity"]
-            rows = unexpected.get(name, [])
-            outcomes.append(ExpectationOutcome(name, _column_of(e["kwargs"]), name not in failed, len(rows), severity))
-            findings += [RowFinding(row, name, reason, severity)
-                         for row, reason in zip(rows, suite.reasons(name, frame, rows, parameters))]
-        order = {name: i for i, name in enumerate(suite.checks)}
-        findings.sort(key=lambda f: (f.row_number, order[f.check_name]))
-        report = self.docs.write_page(suite.name, suite.checks, file_id, file_name, export_time, run_time,
-                                      len(frame), outcomes, findings, parameters)
-        return FileValidation(suite.name, outcomes, findings, report)
+        return unexpected
 
     def _checked(self, suite: _Suite, item: Any) -> Any:
         """A check that could not run is a defect of the pipeline, never a data finding: stop loudly."""
