@@ -109,7 +109,8 @@ def stage_in(files: list[Path], inbox: Path) -> None:
 def table(participants: int, cold: dict, baseline: dict, incremental: dict, empty: dict, lab_rows: int) -> str:
     rows = cold["rows"]
     lines = [f"N = {participants} participants, {lab_rows:,} lab rows in the cold set, {rows:,} rows in all; "
-             f"{os.cpu_count()} cores, {_memory_gb():.0f} GB, Python {platform.python_version()}", "",
+             f"{os.cpu_count()} cores, {_memory_gb():.0f} GB, Python {platform.python_version()}; validation engine "
+             f"{os.environ.get('CAR22_VALIDATION_ENGINE') or 'sql'} (CAR22_VALIDATION_ENGINE)", "",
              "| stage | pipeline s | rows/s | peak RSS MB | baseline s | ratio |", "| --- | --- | --- | --- | --- | --- |"]
     base = {"parse": None, "validate": None, "load": baseline["load"], "core": None, "derive": baseline["derive"],
             "publish": None}
