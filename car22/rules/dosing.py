@@ -11,10 +11,9 @@ first that applies:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from car22.config import Protocol
@@ -53,76 +52,52 @@ def within_tolerance(deviation: float, tolerance_pct: float) -> bool:
     return abs(signif(deviation)) <= signif(tolerance_pct)
 
 
-def assess_agent(days: Sequence[int | None], doses: Sequence[float | None], *, expected_days: Sequence[int],
-                 expected_mg: float | None, tolerance_pct: float) -> list[dict]:
-    """Rows for one participant and agent: the doses given, in administration order (`position` indexes the
-    input), then a MISSING_DOSE row for each expected day without a dose. Flags by the module's precedence."""
-    expected = set(expected_days)
-    dosed: set[int] = set()
-    rows = []
-    for position, (day, dose) in enumerate(zip(days, doses)):
-        day = None if number(day) is None else int(day)
-        deviation = deviation_pct(dose, expected_mg)
-        if day is None:
-            flag = "UNKNOWN_DAY"
-        elif day not in expected:
-            flag = "WRONG_DAY"
-        elif day in dosed:
-            flag = "EXTRA_DOSE"
-        elif deviation is None:
-            flag = "NOT_ASSESSABLE"
-        else:
-            flag = "OK" if within_tolerance(deviation, tolerance_pct) else "DOSE_OUT_OF_RANGE"
-        if day in expected:
-            dosed.add(day)
-        rows.append({"position": position, "study_day": day, "dose_mg": number(dose), "expected_mg": expected_mg,
-                     "deviation_pct": deviation, "flag": flag})
-    for day in sorted(expected - dosed):
-        rows.append({"position": None, "study_day": day, "dose_mg": None, "expected_mg": expected_mg,
-                     "deviation_pct": None, "flag": "MISSING_DOSE"})
-    return rows
-
-
-def study_days(treatments: pd.DataFrame, infused: bool, ld_start_date: Any, first_expected_day: int
-               ) -> tuple[list[int | None], str]:
-    """Study days of one participant's doses and their basis: core's (date − infusion date) when infused;
-    otherwise relative to the planned day 0 = lymphodepletion start − the first expected day (start + 5)."""
-    if infused:
-        return [None if pd.isna(d) else int(d) for d in treatments["study_day"]], "INFUSION"
-    day0 = pd.Timestamp(ld_start_date) - pd.Timedelta(days=first_expected_day)
-    return [None if pd.isna(d) else (pd.Timestamp(d) - day0).days for d in treatments["admin_date"]], \
-        "PLANNED_DAY_0"
-
-
 def ld_dosing(participants: pd.DataFrame, treatments: pd.DataFrame, settings: dict) -> pd.DataFrame:
-    """mart.ld_dosing rows: every participant lymphodepleted or infused (a participant infused without any
-    recorded lymphodepletion gets MISSING_DOSE rows); `treatments` are the LD doses, in administration order."""
-    schedules = {agent: (float(settings[f"{agent}_mg_m2"]), [int(d) for d in settings[f"{agent}_days"]])
-                 for agent in AGENTS}
-    first_day = min(day for _, days in schedules.values() for day in days)
-    rows = []
-    for p in participants.to_dict("records"):
-        if pd.isna(p["ld_start_date"]) and not p["infused"]:
-            continue
-        bsa = mosteller_bsa(p["height_cm"], p["weight_kg"])
-        own = treatments[treatments.participant_id == p["participant_id"]]
-        for agent, (mg_per_m2, days) in schedules.items():
-            given = own[own.agent == agent].reset_index(drop=True)
-            day_list, basis = study_days(given, bool(p["infused"]), p["ld_start_date"], first_day)
-            for row in assess_agent(day_list, given["dose_mg"].tolist(), expected_days=days,
-                                    expected_mg=expected_dose(mg_per_m2, bsa),
-                                    tolerance_pct=settings["tolerance_pct"]):
-                source = None if row["position"] is None else given.iloc[row["position"]]
-                rows.append({"participant_id": p["participant_id"], "agent": agent, **row,
-                             "admin_date": None if source is None else source["admin_date"],
-                             "bsa_m2": bsa, "bsa_used_m2": None if source is None else source["bsa_used_m2"],
-                             "mg_per_m2": mg_per_m2, "expected_days": days,
-                             "tolerance_pct": float(settings["tolerance_pct"]), "study_day_basis": basis,
-                             "rule": RULE})
-    frame = pd.DataFrame(rows, columns=[c for c in COMMENTS if c] + ["position"])
+    """mart.ld_dosing rows, whole-frame: every participant lymphodepleted or infused (a participant infused
+    without any recorded lymphodepletion gets MISSING_DOSE rows); `treatments` are the LD doses, in
+    administration order per participant."""
+    tolerance = float(settings["tolerance_pct"])
+    schedule = pd.DataFrame([{"agent": agent, "mg_per_m2": float(settings[f"{agent}_mg_m2"]),
+                              "expected_days": [int(d) for d in settings[f"{agent}_days"]]} for agent in AGENTS])
+    first_day = min(day for days in schedule.expected_days for day in days)
+    people = participants[participants.ld_start_date.notna() | participants.infused.astype(bool)].copy()
+    people["bsa_m2"] = [mosteller_bsa(h, w) for h, w in zip(people.height_cm, people.weight_kg)]
+    plans = people.merge(schedule, how="cross")
+    plans["expected_mg"] = [expected_dose(m, b) for m, b in zip(plans.mg_per_m2, plans.bsa_m2)]
+    plans["study_day_basis"] = plans.infused.astype(bool).map({True: "INFUSION", False: "PLANNED_DAY_0"})
+
+    doses = treatments.merge(plans, on=["participant_id", "agent"])
+    doses["position"] = doses.groupby(["participant_id", "agent"], sort=False).cumcount()
+    # Study day: core's (date - infusion date) when infused; else from the planned day 0 = LD start - first day.
+    planned_day0 = pd.to_datetime(doses.ld_start_date) - pd.Timedelta(days=first_day)
+    planned = (pd.to_datetime(doses.admin_date) - planned_day0).dt.days
+    doses["study_day"] = doses.study_day.where(doses.infused.astype(bool), planned).astype("Int64")
+    doses["deviation_pct"] = [deviation_pct(d, e) for d, e in zip(doses.dose_mg, doses.expected_mg)]
+    on_expected_day = pd.Series([d is not pd.NA and int(d) in days for d, days in
+                                 zip(doses.study_day, doses.expected_days)], index=doses.index, dtype=bool)
+    # The first dose of an expected day keeps its own flag; a later one on the same day is the extra dose.
+    extra = on_expected_day & doses.assign(day=doses.study_day.where(on_expected_day)).duplicated(
+        ["participant_id", "agent", "day"])
+    within = pd.Series([d is not None and not pd.isna(d) and within_tolerance(d, tolerance)
+                        for d in doses.deviation_pct], index=doses.index, dtype=bool)
+    doses["flag"] = np.select(
+        [doses.study_day.isna().to_numpy(dtype=bool), ~on_expected_day, extra, doses.deviation_pct.isna(), within],
+        ["UNKNOWN_DAY", "WRONG_DAY", "EXTRA_DOSE", "NOT_ASSESSABLE", "OK"], "DOSE_OUT_OF_RANGE")
+
+    dosed = doses[on_expected_day][["participant_id", "agent", "study_day"]].drop_duplicates()
+    expected = plans.explode("expected_days").assign(study_day=lambda f: f.expected_days.astype("Int64"))
+    expected = expected.merge(dosed, on=["participant_id", "agent", "study_day"], how="left", indicator=True)
+    missing = expected[expected._merge == "left_only"].drop(columns="_merge")
+    missing = missing.assign(flag="MISSING_DOSE", position=pd.NA, dose_mg=None, deviation_pct=None,
+                             admin_date=pd.NaT, bsa_used_m2=None,
+                             expected_days=missing.agent.map(dict(zip(schedule.agent, schedule.expected_days))))
+
+    frame = pd.concat([doses, missing], ignore_index=True)
+    frame["tolerance_pct"] = tolerance
+    frame["rule"] = RULE
     frame = frame.sort_values(["participant_id", "agent", "study_day", "position"], na_position="last",
                               kind="stable")
-    return frame.drop(columns="position").reset_index(drop=True)
+    return frame[[c for c in COMMENTS if c]].reset_index(drop=True)
 
 
 COMMENTS = {

@@ -23,6 +23,23 @@ def test_mosteller_bsa(height, weight, bsa):
     assert dosing.mosteller_bsa(height, weight) == (bsa if bsa is None else pytest.approx(bsa, rel=1e-15))
 
 
+def assess(days, doses, expected_days=FLU_DAYS, expected_mg=60.0, infused=True, ld_start="2026-03-02"):
+    """mart.ld_dosing rows of one participant (180 cm, 80 kg: BSA exactly 2.0 m2) and one agent, whose protocol
+    dose is expected_mg / 2.0 mg/m2 on expected_days."""
+    participants = pd.DataFrame({"participant_id": ["CD22-001"], "height_cm": [None if expected_mg is None else 180],
+                                 "weight_kg": [80], "ld_start_date": [pd.Timestamp(ld_start)], "infused": [infused]})
+    base = pd.Timestamp(ld_start) + pd.Timedelta(days=5)
+    treatments = pd.DataFrame({
+        "participant_id": "CD22-001", "agent": "fludarabine",
+        "admin_date": [pd.NaT if d is None else base + pd.Timedelta(days=d) for d in days],
+        "study_day": pd.array(days if infused else [None] * len(days), dtype="Int64"),
+        "dose_mg": pd.array(doses, dtype="Float64"), "bsa_used_m2": 2.0})
+    settings = {"tolerance_pct": 10, "fludarabine_mg_m2": (expected_mg or 60.0) / 2.0,
+                "fludarabine_days": expected_days, "cyclophosphamide_mg_m2": 500, "cyclophosphamide_days": []}
+    rows = dosing.ld_dosing(participants, treatments, settings)
+    return rows[rows.agent == "fludarabine"]
+
+
 @pytest.mark.parametrize("dose, expected_mg, deviation, flag", [
     (66.0, 60.0, 10.0, "OK"),                       # fludarabine 30 x 2.0 m2: exactly +10 %
     (54.0, 60.0, -10.0, "OK"),                      # exactly -10 %
@@ -35,9 +52,9 @@ def test_mosteller_bsa(height, weight, bsa):
     (60.0, 60.0, 0.0, "OK"),
 ])
 def test_dose_within_ten_percent(dose, expected_mg, deviation, flag):
-    rows = dosing.assess_agent([-5], [dose], expected_days=[-5], expected_mg=expected_mg, tolerance_pct=10)
-    assert rows[0]["deviation_pct"] == pytest.approx(deviation, abs=1e-9)
-    assert rows[0]["flag"] == flag
+    row = assess([-5], [dose], expected_days=[-5], expected_mg=expected_mg).iloc[0]
+    assert row["deviation_pct"] == pytest.approx(deviation, abs=1e-9)
+    assert row["flag"] == flag
 
 
 def test_exactly_ten_percent_with_an_irrational_bsa():
@@ -49,9 +66,11 @@ def test_exactly_ten_percent_with_an_irrational_bsa():
     assert not dosing.within_tolerance(dosing.deviation_pct(expected * 1.1001, expected), 10)
 
 
-def flags(days, doses, expected_days=FLU_DAYS, expected_mg=60.0):
-    rows = dosing.assess_agent(days, doses, expected_days=expected_days, expected_mg=expected_mg, tolerance_pct=10)
-    return [(r["study_day"], r["dose_mg"], r["flag"]) for r in rows]
+def flags(days, doses, expected_days=FLU_DAYS, expected_mg=60.0, **given):
+    """(study day, dose, flag) of each row, in the mart's order (study day, then administration order)."""
+    rows = assess(days, doses, expected_days, expected_mg, **given)
+    return [(None if pd.isna(d) else int(d), None if pd.isna(m) else m, f)
+            for d, m, f in zip(rows.study_day, rows.dose_mg, rows.flag)]
 
 
 def test_full_schedule_is_ok():
@@ -60,8 +79,8 @@ def test_full_schedule_is_ok():
 
 
 def test_missing_day():
-    assert flags([-5, -4, -2], [60, 60, 60]) == [(-5, 60, "OK"), (-4, 60, "OK"), (-2, 60, "OK"),
-                                                 (-3, None, "MISSING_DOSE")]
+    assert flags([-5, -4, -2], [60, 60, 60]) == [(-5, 60, "OK"), (-4, 60, "OK"), (-3, None, "MISSING_DOSE"),
+                                                 (-2, 60, "OK")]
 
 
 def test_extra_dose_on_an_expected_day():
@@ -72,25 +91,26 @@ def test_extra_dose_on_an_expected_day():
 
 def test_wrong_day_and_the_day_it_should_have_been():
     # cyclophosphamide on days -4 and -2: -4 is not a cyclophosphamide day, -3 is missing
-    assert flags([-4, -2], [1000, 1000], CY_DAYS, 1000.0) == [(-4, 1000, "WRONG_DAY"), (-2, 1000, "OK"),
-                                                              (-3, None, "MISSING_DOSE")]
+    assert flags([-4, -2], [1000, 1000], CY_DAYS, 1000.0) == [(-4, 1000, "WRONG_DAY"), (-3, None, "MISSING_DOSE"),
+                                                              (-2, 1000, "OK")]
 
 
 def test_wrong_day_takes_precedence_over_the_dose():
-    assert flags([-1], [500], CY_DAYS, 1000.0)[0] == (-1, 500, "WRONG_DAY")
+    assert flags([-1], [500], CY_DAYS, 1000.0)[-1] == (-1, 500, "WRONG_DAY")
 
 
 def test_unknown_day_dose_missing_and_bsa_missing():
     assert flags([None, -5, -4, -3, -2], [60, None, 60, 60, 60]) == [
-        (None, 60, "UNKNOWN_DAY"), (-5, None, "NOT_ASSESSABLE"), (-4, 60, "OK"), (-3, 60, "OK"), (-2, 60, "OK")]
-    assert flags([-5, -6], [60, 60], expected_mg=None)[:2] == [(-5, 60, "NOT_ASSESSABLE"), (-6, 60, "WRONG_DAY")]
+        (-5, None, "NOT_ASSESSABLE"), (-4, 60, "OK"), (-3, 60, "OK"), (-2, 60, "OK"), (None, 60, "UNKNOWN_DAY")]
+    assert flags([-5, -6], [60, 60], expected_mg=None)[:2] == [(-6, 60, "WRONG_DAY"), (-5, 60, "NOT_ASSESSABLE")]
 
 
 def test_study_days_of_a_participant_never_infused_count_from_the_planned_day_0():
-    doses = pd.DataFrame({"admin_date": pd.to_datetime(["2026-03-02", "2026-03-05"]), "study_day": [None, None]})
-    assert dosing.study_days(doses, False, pd.Timestamp("2026-03-02"), -5) == ([-5, -2], "PLANNED_DAY_0")
-    doses["study_day"] = [-5, -2]
-    assert dosing.study_days(doses, True, pd.Timestamp("2026-03-02"), -5) == ([-5, -2], "INFUSION")
+    # LD start 2026-03-02 = planned day -5: doses on 03-02 and 03-05 are days -5 and -2
+    assert flags([-5, -2], [60, 60], infused=False) == [(-5, 60, "OK"), (-4, None, "MISSING_DOSE"),
+                                                        (-3, None, "MISSING_DOSE"), (-2, 60, "OK")]
+    assert set(assess([-5, -2], [60, 60], infused=False).study_day_basis) == {"PLANNED_DAY_0"}
+    assert set(assess([-5, -2], [60, 60]).study_day_basis) == {"INFUSION"}
 
 
 def test_build_on_a_hand_made_core():
