@@ -5,10 +5,11 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from car22.config import load_protocol
 from car22.night import faults, timing, transaction
-from car22.night.paths import Paths
+from car22.night.paths import InboxUnusable, Paths
 from car22.reports.run_summary import RunSummary, run_summary
 from car22.validation.gx_runner import Validator
 from tasks import night as steps
@@ -17,15 +18,21 @@ from tasks import night as steps
 @flow(name="car22-nightly")
 def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str | None = None,
             reports: str | None = None, work: str | None = None, data_dir: str | None = None,
-            protocol_file: str | None = None) -> RunSummary:
+            protocol_file: str | None = None) -> RunSummary | State:
     """Take every new export from the inbox into the warehouse, derive the trial tables, publish.
 
     Paths not given come from CAR22_* variables, then from the data folder (car22.night.paths.Paths.resolve).
+    A missing or unreadable inbox fails the run with the reason (a deployment must not publish an empty night).
     """
     timing.mark("flow_start")
     paths = Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
                                 work=work)
-    paths.create()
+    try:
+        paths.create()
+    except InboxUnusable as refusal:
+        # A refusal, not a crash: the run is Failed with the reason, without a traceback; nothing is published.
+        get_run_logger().error("%s", refusal)
+        return Failed(message=str(refusal))
     protocol = load_protocol(protocol_file)
     started_at = datetime.now()
 
