@@ -1,9 +1,11 @@
 """The nightly flow: the runbook of the night, step by step (design.md)."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import FailedRun
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
@@ -13,6 +15,18 @@ from car22.night.paths import InboxUnusable, Paths
 from car22.reports.run_summary import RunSummary, run_summary
 from car22.validation.gx_runner import Validator
 from tasks import night as steps
+
+
+class _RefusalsWithoutTraceback(logging.Filter):
+    """Prefect's engine logs a flow that returned a Failed state once more, as an "unexpected exception" with a
+    traceback of its own code (FailedRun, prefect.flow_engine.run_flow). A refusal is expected and is already
+    logged with its reason and in the run's state: drop that record. Exceptions raised keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], FailedRun))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_RefusalsWithoutTraceback())
 
 
 @flow(name="car22-nightly")

@@ -5,7 +5,8 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: scripts/prefect-server.sh [--data-dir DIR] [--port N] [--database-url URL | --pgdata DIR [--pg-port N] | --sqlite] [--logs DIR]
+usage: scripts/prefect-server.sh [--data-dir DIR] [--port N] [--logs DIR]
+                                 [--database-url URL | --pgdata DIR [--pg-port N] | --sqlite]
 
 Runs car22 on a Prefect server until Ctrl-C (or SIGTERM), then stops everything it started:
   1. PostgreSQL: a private cluster (initdb in --pgdata on the first run, then started on 127.0.0.1:--pg-port),
@@ -34,7 +35,8 @@ CAR22_INBOX and the other CAR22_* paths (README "Paths and settings") are passed
 EOF
 }
 
-die() { echo "prefect-server: $*" >&2; exit 2; }
+say() { echo "$(date +%T) prefect-server: $*"; }
+die() { say "$*" >&2; exit 2; }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 port=4200 pg_port=5433 database_url="" pgdata="" sqlite=false logs=""
@@ -82,7 +84,7 @@ stop_all() {
         wait "$pid" 2>/dev/null || true
     done
     if $pg_started; then as_pg "$pg_bin/pg_ctl" -D "$pgdata" stop -m fast -w -t 60 >/dev/null 2>&1 || true; fi
-    echo "prefect-server: stopped"
+    say "stopped"
 }
 trap stop_all EXIT
 trap 'exit 130' INT
@@ -92,7 +94,7 @@ trap 'exit 143' TERM
 wait_for() {
     local what=$1 seconds=$2 log=$3; shift 3
     for _ in $(seq $((seconds * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-    echo "prefect-server: $what not ready after ${seconds}s; last lines of $log:" >&2
+    say "$what not ready after ${seconds}s; last lines of $log:" >&2
     tail -n 20 "$log" >&2 || true
     exit 1
 }
@@ -100,10 +102,10 @@ wait_for() {
 # --- 1. the database ---------------------------------------------------------------------------------------
 if $sqlite; then
     unset PREFECT_API_DATABASE_CONNECTION_URL
-    echo "prefect-server: SQLite in $PREFECT_HOME (quick local path; use PostgreSQL for a server that runs every night)"
+    say "SQLite in $PREFECT_HOME (quick local path; use PostgreSQL for a server that runs every night)"
 elif [[ -n $database_url ]]; then
     export PREFECT_API_DATABASE_CONNECTION_URL=$database_url
-    echo "prefect-server: PostgreSQL at ${database_url#*@}"
+    say "PostgreSQL at ${database_url#*@}"
 else
     # Debian keeps the server programs out of PATH, in /usr/lib/postgresql/VERSION/bin.
     initdb=$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
@@ -126,7 +128,7 @@ else
     chmod 700 "$pgdata"
     password_file=$pgdata/car22-prefect.password
     if [[ ! -f $pgdata/PG_VERSION ]]; then
-        echo "prefect-server: new PostgreSQL cluster in $pgdata"
+        say "new PostgreSQL cluster in $pgdata"
         as_pg "$pg_bin/initdb" -D "$pgdata" --auth-local=peer --auth-host=scram-sha-256 -E UTF8 \
             --locale=C >"$logs/initdb.log" 2>&1 || { cat "$logs/initdb.log" >&2; die "initdb failed"; }
     fi
@@ -149,15 +151,17 @@ else
         || psql_pg <<<"CREATE DATABASE prefect OWNER prefect;"
     password=$(as_pg cat "$password_file")
     export PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://prefect:$password@127.0.0.1:$pg_port/prefect
-    echo "prefect-server: PostgreSQL on 127.0.0.1:$pg_port ($pgdata), log $logs/postgres.log"
+    say "PostgreSQL on 127.0.0.1:$pg_port ($pgdata), log $logs/postgres.log"
 fi
 
 # --- 2. the server -----------------------------------------------------------------------------------------
-"$prefect" server start --host 127.0.0.1 --port "$port" >"$logs/server.log" 2>&1 &
+# A shell without job control starts background commands with SIGINT ignored; Prefect stops its server and
+# worker cleanly on SIGINT (the worker turns SIGTERM into one), so give it back to them.
+env --default-signal=INT "$prefect" server start --host 127.0.0.1 --port "$port" >"$logs/server.log" 2>&1 &
 server_pid=$!
 wait_for "the Prefect server" 180 "$logs/server.log" \
     "$python" -c "import urllib.request; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=5)"
-echo "prefect-server: server at http://127.0.0.1:$port (UI), log $logs/server.log"
+say "server at http://127.0.0.1:$port (UI), log $logs/server.log"
 
 # --- 3. work pool and deployments --------------------------------------------------------------------------
 cd "$root"
@@ -165,16 +169,16 @@ cd "$root"
     "$prefect" work-pool inspect car22 >/dev/null 2>&1 || "$prefect" work-pool create car22 --type process
     "$prefect" --no-prompt deploy --all
 } >"$logs/deploy.log" 2>&1 || { cat "$logs/deploy.log" >&2; die "work pool or deployments failed"; }
-echo "prefect-server: work pool car22, deployments car22-nightly/nightly and car22-nightly/reingest"
+say "work pool car22, deployments car22-nightly/nightly and car22-nightly/reingest"
 
 # --- 4. the worker -----------------------------------------------------------------------------------------
 [[ -d ${CAR22_INBOX:-$data_dir/inbox} ]] \
-    || echo "prefect-server: warning: no inbox at ${CAR22_INBOX:-$data_dir/inbox}: runs will fail until it exists" >&2
-"$prefect" worker start --pool car22 >"$logs/worker.log" 2>&1 &
+    || say "warning: no inbox at ${CAR22_INBOX:-$data_dir/inbox}: runs will fail until it exists" >&2
+env --default-signal=INT "$prefect" worker start --pool car22 >"$logs/worker.log" 2>&1 &
 worker_pid=$!
 wait_for "the worker" 120 "$logs/worker.log" grep -q "started!" "$logs/worker.log"
-echo "prefect-server: worker on pool car22 (CAR22_DATA_DIR=$data_dir), log $logs/worker.log"
-echo "prefect-server: ready; Ctrl-C stops the worker, the server and the database"
+say "worker on pool car22 (CAR22_DATA_DIR=$data_dir), log $logs/worker.log"
+say "ready; Ctrl-C stops the worker, the server and the database"
 while kill -0 "$server_pid" 2>/dev/null && kill -0 "$worker_pid" 2>/dev/null; do sleep 1; done
-echo "prefect-server: the server or the worker stopped by itself; see $logs" >&2
+say "the server or the worker stopped by itself; see $logs" >&2
 exit 1
