@@ -73,28 +73,37 @@ prefect=$root/.venv/bin/prefect
 python=$(dirname "$prefect")/python
 
 # Everything started is recorded here and stopped in reverse order, however the script ends.
-server_pid="" worker_pid="" pg_started=false
+server_pid="" worker_pid="" pg_started=false interrupted=false
+gone_within() {  # PID SECONDS: true when the process has ended within that time
+    for _ in $(seq $(($2 * 2))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.5; done
+    return 1
+}
 stop_all() {
     trap - EXIT INT TERM
     local pid
     for pid in $worker_pid $server_pid; do
-        kill -TERM "$pid" 2>/dev/null || continue
-        for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -KILL "$pid" 2>/dev/null || true
+        # Ctrl-C reached the worker and the server too: give them the time to stop by themselves first, since
+        # Prefect answers a second signal with SIGKILL.
+        { $interrupted && gone_within "$pid" 15; } || { kill -TERM "$pid" 2>/dev/null && gone_within "$pid" 30; } \
+            || kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     if $pg_started; then as_pg "$pg_bin/pg_ctl" -D "$pgdata" stop -m fast -w -t 60 >/dev/null 2>&1 || true; fi
     say "stopped"
 }
 trap stop_all EXIT
-trap 'exit 130' INT
+trap 'interrupted=true; exit 130' INT
 trap 'exit 143' TERM
 
-# Waits a bounded time for a command to succeed; says what failed and where its log is otherwise.
+# Waits a bounded time for a command to succeed while PID runs; says what failed and where its log is otherwise.
 wait_for() {
-    local what=$1 seconds=$2 log=$3; shift 3
-    for _ in $(seq $((seconds * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-    say "$what not ready after ${seconds}s; last lines of $log:" >&2
+    local what=$1 seconds=$2 log=$3 pid=$4; shift 4
+    for _ in $(seq $((seconds * 2))); do
+        "$@" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    say "$what did not start (waited up to ${seconds}s); last lines of $log:" >&2
     tail -n 20 "$log" >&2 || true
     exit 1
 }
@@ -159,11 +168,13 @@ fi
 # worker cleanly on SIGINT (the worker turns SIGTERM into one), so give it back to them.
 env --default-signal=INT "$prefect" server start --host 127.0.0.1 --port "$port" >"$logs/server.log" 2>&1 &
 server_pid=$!
-wait_for "the Prefect server" 180 "$logs/server.log" \
+wait_for "the Prefect server" 180 "$logs/server.log" "$server_pid" \
     "$python" -c "import urllib.request; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=5)"
 say "server at http://127.0.0.1:$port (UI), log $logs/server.log"
 
 # --- 3. work pool and deployments --------------------------------------------------------------------------
+# Only the server needs the database's password: not the CLI, the worker or the flow runs it starts.
+unset PREFECT_API_DATABASE_CONNECTION_URL
 cd "$root"
 {
     "$prefect" work-pool inspect car22 >/dev/null 2>&1 || "$prefect" work-pool create car22 --type process
@@ -176,7 +187,7 @@ say "work pool car22, deployments car22-nightly/nightly and car22-nightly/reinge
     || say "warning: no inbox at ${CAR22_INBOX:-$data_dir/inbox}: runs will fail until it exists" >&2
 env --default-signal=INT "$prefect" worker start --pool car22 >"$logs/worker.log" 2>&1 &
 worker_pid=$!
-wait_for "the worker" 120 "$logs/worker.log" grep -q "started!" "$logs/worker.log"
+wait_for "the worker" 120 "$logs/worker.log" "$worker_pid" grep -q "started!" "$logs/worker.log"
 say "worker on pool car22 (CAR22_DATA_DIR=$data_dir), log $logs/worker.log"
 say "ready; Ctrl-C stops the worker, the server and the database"
 while kill -0 "$server_pid" 2>/dev/null && kill -0 "$worker_pid" 2>/dev/null; do sleep 1; done
