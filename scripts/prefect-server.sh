@@ -80,14 +80,20 @@ gone_within() {  # PID SECONDS: true when the process has ended within that time
 }
 stop_all() {
     trap - EXIT INT TERM
-    local pid
-    for pid in $worker_pid $server_pid; do
-        # Ctrl-C reached the worker and the server too: give them the time to stop by themselves first, since
-        # Prefect answers a second signal with SIGKILL.
-        { $interrupted && gone_within "$pid" 15; } || { kill -TERM "$pid" 2>/dev/null && gone_within "$pid" 30; } \
-            || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    # Ctrl-C reached the worker too: give it the time to stop by itself, since Prefect answers a second signal
+    # with SIGKILL. Then the server, with its process group (uvicorn).
+    if [[ -n $worker_pid ]]; then
+        { $interrupted && gone_within "$worker_pid" 15; } \
+            || { kill -TERM "$worker_pid" 2>/dev/null && gone_within "$worker_pid" 30; } \
+            || kill -KILL "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+    fi
+    if [[ -n $server_pid ]]; then
+        { kill -TERM "$server_pid" 2>/dev/null && gone_within "$server_pid" 30; } \
+            || kill -KILL -- "-$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        rm -f "$PREFECT_HOME/server.pid"
+    fi
     if $pg_started; then as_pg "$pg_bin/pg_ctl" -D "$pgdata" stop -m fast -w -t 60 >/dev/null 2>&1 || true; fi
     say "stopped"
 }
@@ -164,10 +170,11 @@ else
 fi
 
 # --- 2. the server -----------------------------------------------------------------------------------------
-# A shell without job control starts background commands with SIGINT ignored; Prefect stops its server and
-# worker cleanly on SIGINT (the worker turns SIGTERM into one), so give it back to them.
-env --default-signal=INT "$prefect" server start --host 127.0.0.1 --port "$port" >"$logs/server.log" 2>&1 &
+# In a session of its own, out of reach of Ctrl-C: the server must outlive the worker, whose last events it
+# receives; stop_all stops it after the worker (its process group; its pid is in $PREFECT_HOME/server.pid).
+setsid "$prefect" server start --host 127.0.0.1 --port "$port" >"$logs/server.log" 2>&1 &
 server_pid=$!
+echo "$server_pid" >"$PREFECT_HOME/server.pid"
 wait_for "the Prefect server" 180 "$logs/server.log" "$server_pid" \
     "$python" -c "import urllib.request; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=5)"
 say "server at http://127.0.0.1:$port (UI), log $logs/server.log"
@@ -185,6 +192,8 @@ say "work pool car22, deployments car22-nightly/nightly and car22-nightly/reinge
 # --- 4. the worker -----------------------------------------------------------------------------------------
 [[ -d ${CAR22_INBOX:-$data_dir/inbox} ]] \
     || say "warning: no inbox at ${CAR22_INBOX:-$data_dir/inbox}: runs will fail until it exists" >&2
+# A shell without job control starts background commands with SIGINT ignored; Prefect's worker stops cleanly
+# on SIGINT (and turns SIGTERM into one), so give it back.
 env --default-signal=INT "$prefect" worker start --pool car22 >"$logs/worker.log" 2>&1 &
 worker_pid=$!
 wait_for "the worker" 120 "$logs/worker.log" "$worker_pid" grep -q "started!" "$logs/worker.log"

@@ -173,10 +173,15 @@ class Server:
                 clean = process.wait(timeout=STOP_TIMEOUT) == 128 + signal.SIGTERM
             except subprocess.TimeoutExpired:
                 pass
-        try:  # the script's children share its session's process group
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # The script's children share its session's process group, except the server, which has its own.
+        server_pid = self.base / "prefect" / "server.pid"
+        clean = clean and not server_pid.exists()
+        groups = [process.pid] + ([int(server_pid.read_text())] if server_pid.exists() else [])
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait()
         # pg_ctl starts PostgreSQL in a session of its own: its pid file says whether it is still up.
         pid_file = self.pgdata / "postmaster.pid"
