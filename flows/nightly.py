@@ -1,31 +1,52 @@
 """The nightly flow: the runbook of the night, step by step (design.md)."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import FailedRun
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from car22.config import load_protocol
 from car22.night import faults, timing, transaction
-from car22.night.paths import Paths
+from car22.night.paths import InboxUnusable, Paths
 from car22.reports.run_summary import RunSummary, run_summary
 from car22.validation.runner import Validator
 from tasks import night as steps
 
 
+class _RefusalsWithoutTraceback(logging.Filter):
+    """Prefect's engine logs a flow that returned a Failed state once more, as an "unexpected exception" with a
+    traceback of its own code (FailedRun, prefect.flow_engine.run_flow). A refusal is expected and is already
+    logged with its reason and in the run's state: drop that record. Exceptions raised keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], FailedRun))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_RefusalsWithoutTraceback())
+
+
 @flow(name="car22-nightly")
 def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str | None = None,
             reports: str | None = None, work: str | None = None, data_dir: str | None = None,
-            protocol_file: str | None = None) -> RunSummary:
+            protocol_file: str | None = None) -> RunSummary | State:
     """Take every new export from the inbox into the warehouse, derive the trial tables, publish.
 
     Paths not given come from CAR22_* variables, then from the data folder (car22.night.paths.Paths.resolve).
+    A missing or unreadable inbox fails the run with the reason (a deployment must not publish an empty night).
     """
     timing.mark("flow_start")
     paths = Paths.resolve(data_dir, inbox=inbox, warehouse=warehouse, archive=archive, reports=reports,
                                 work=work)
-    paths.create()
+    try:
+        paths.create()
+    except InboxUnusable as refusal:
+        # A refusal, not a crash: the run is Failed with the reason, without a traceback; nothing is published.
+        get_run_logger().error("%s", refusal)
+        return Failed(message=str(refusal))
     protocol = load_protocol(protocol_file)
     started_at = datetime.now()
 

@@ -13,6 +13,10 @@ WORK_DB = "warehouse.duckdb"
 PENDING = "pending"
 
 
+class InboxUnusable(OSError):
+    """The inbox cannot be read: the night refuses to run (nothing is taken, nothing is published)."""
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where a night reads and writes. Defaults live under ./data (README: "Paths and settings")."""
@@ -39,10 +43,23 @@ class Paths:
             chosen[name] = Path(value) if value else getattr(defaults, name)
         return cls(**chosen)
 
+    def check_inbox(self) -> None:
+        """Refuse an inbox that is missing, not a folder or cannot be listed: a night over the wrong folder
+        would load nothing and publish an empty warehouse as if all were well. The inbox is never created."""
+        try:
+            with os.scandir(self.inbox) as entries:
+                next(entries, None)
+        except OSError as error:
+            why = {errno.ENOENT: "does not exist", errno.ENOTDIR: "is not a folder"}.get(
+                error.errno, f"cannot be read ({error.strerror})")
+            raise InboxUnusable(
+                f"inbox {self.inbox} {why}: create it (or give it read access) and drop the exports there, or "
+                f"point CAR22_INBOX / CAR22_DATA_DIR (or the flags) at the right folder") from None
+
     def create(self) -> None:
-        """Create the folders, or say which one cannot be used and why."""
-        for folder in (self.inbox, self.archive, self.reports, self.work, self.work / PENDING,
-                       self.warehouse.parent):
+        """Check the inbox, create the other folders, or say which one cannot be used and why."""
+        self.check_inbox()
+        for folder in (self.archive, self.reports, self.work, self.work / PENDING, self.warehouse.parent):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:

@@ -97,7 +97,8 @@ def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
             axis.scatter(days[keep], pids[keep].map(lanes), marker=marker, color=colour, s=60, zorder=4, label=label)
     axis.set_yticks(list(lanes.values()), list(lanes))
     axis.set_xlabel("study day (0 = CD22 CAR infusion); bar ends at last follow-up")
-    axis.legend(loc="lower right", fontsize=7, ncols=2)
+    if axis.get_legend_handles_labels()[1]:  # nobody infused yet: no legend (matplotlib warns on an empty one)
+        axis.legend(loc="lower right", fontsize=7, ncols=2)
     axis.grid(axis="x", alpha=0.3)
     note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
             f"(all of them: core.participants, mart.mrd_assessments, mart.rfs).</p>" if infused > len(shown) else "")
