@@ -191,7 +191,7 @@ def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
         WHERE test_code IN ('ANC', 'PLT') AND study_day BETWEEN 0 AND 30 AND participant_id IN (SELECT unnest(?))
           AND (value IS NOT NULL OR coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ')""", [shown]).df()
     grades = con.sql("SELECT participant_id, scale, grade FROM mart.icaht WHERE phase = 'early'").df()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"wspace": 0.3})
     for axis, (code, scale, label, thresholds, sign) in zip(axes, COURSE_PANELS):
         early = grades[grades.scale == scale].set_index("participant_id").grade
         floor = thresholds[-1] / 5
@@ -209,7 +209,7 @@ def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
                    + [Line2D([], [], color="black", linestyle=style, label=f"{sign} {t:g} (10^9/L)")
                       for t, style in zip(thresholds, ("--", ":"))]
                    + [Line2D([], [], color="#616161", marker="v", linestyle="", label="below LLOQ (no value)")])
-        axis.legend(handles=handles, fontsize=7, loc="upper right")
+        axis.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3)
         axis.set_yscale("log")
         axis.set_xlim(0, 30)
         axis.set_xlabel("study day (0 = CD22 CAR infusion)")
