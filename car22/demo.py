@@ -4,7 +4,7 @@ Each participant's story is drawn from a random stream of its own (seed and inde
 the same bytes and a larger cohort only adds participants. The default cohort (≤ 50 participants) also
 carries the deliberate defects the checks must catch: an unknown unit, unknown participants, a duplicate
 file, a corrected lab result (P → F → C), a file that is not CSV, a re-gated flow sample, a qPCR rerun and
-an EDC record deleted between snapshots.
+an EDC record deleted between snapshots, and the planted hematotoxicity of PLANTED_LABS (ICAHT, CAR-HEMATOTOX).
 """
 from __future__ import annotations
 
@@ -65,6 +65,29 @@ TESTS = {
 }
 SI = {"CREAT": ("µmol/L", 88.42), "TBILI": ("umol/L", 17.1), "HGB": ("g/L", 10.0)}
 
+# Planted hematotoxicity of the default demo (derivations §4.5-4.6), asserted by tests/test_demo_hematotox.py:
+# participant index -> {(test, study day): result text}, replacing the drawn result (the random draws are made
+# all the same, so no other story changes). Days -3..21 are the marrow nadir of every other participant.
+_ANC_NADIR = range(-3, 22)
+PLANTED_LABS: dict[int, dict[tuple[str, int], str]] = {
+    # early N-ICAHT 0 (ANC never <= 0.5); CAR-HEMATOTOX LOW with 1 point (platelets 150 on day -7)
+    13: {("ANC", d): "0.8" for d in _ANC_NADIR} | {("PLT", -7): "150"},
+    # early N-ICAHT 1: ANC <= 0.5 on days 3-5 (3 days)
+    14: {("ANC", d): "0.4" if 3 <= d <= 5 else "0.8" for d in _ANC_NADIR},
+    # early N-ICAHT 2: days 2-11 (10 days)
+    15: {("ANC", d): "0.3" if 2 <= d <= 11 else "0.8" for d in _ANC_NADIR},
+    # early N-ICAHT 3: days 0-16 with results, day 17 carried from 16 (18 days), never <= 0.1
+    16: {("ANC", d): "0.3" if 0 <= d <= 16 else "0.8" for d in _ANC_NADIR},
+    # early N-ICAHT 4: <= 0.1 from day 0 to 23 (day 21's result carried to 23), one below-LLOQ, one censored
+    17: {("ANC", d): {10: "<0.1", 12: "BLQ"}.get(d, "0.05") for d in _ANC_NADIR},
+    # late N-ICAHT 3: ANC <= 0.5 on both results of days 31-100 (days 61 and 91)
+    18: {("ANC", 61): "0.4", ("ANC", 91): "0.4"},
+    # CAR-HEMATOTOX HIGH: platelets 60 (2 points) and ferritin 2500 (2 points) on day -7
+    19: {("PLT", -7): "60", ("FERR", -7): "2500"},
+    # CAR-HEMATOTOX NULL: the only ferritin of the 14 days before lymphodepletion was cancelled
+    20: {("FERR", -7): "Cancelled"},
+}
+
 
 @dataclass
 class Story:
@@ -95,6 +118,7 @@ class Story:
     cd22_dim: bool = False
     bca_loss_day: int | None = None
     discordant: bool = False
+    planted: bool = False                  # PLANTED_LABS apply (the default demo only)
     peak_pct: float = 20.0
     end: date = field(default_factory=date.today)
 
@@ -135,6 +159,7 @@ def _story(index: int, participants: int, seed: int, as_of: date) -> Story:
         story.icans_grade = rng.choice((1, 2, 3)) if not demo else (2 if index == 5 else 1)
     story.referral_lab = (demo and index in (4, 8)) or (not demo and rng.random() < 0.1)
     story.discordant = demo and index == 9
+    story.planted = demo
     story.peak_pct = rng.lognormvariate(math.log(20), 0.6)
     if (demo and index == 3) or (not demo and roll < 0.12):       # MRD relapse, then morphologic, then death
         story.relapse_day, story.morphologic_day = 91, 182
@@ -245,6 +270,9 @@ def _lab_rows(story: Story) -> list[tuple[datetime, str]]:
                 text, flag = "<2.0", ""
             elif code == "K" and rng.random() < 0.01:
                 text, flag = "Hemolyzed", ""
+            planted = PLANTED_LABS.get(story.index, {}).get((code, d)) if story.planted else None
+            if planted is not None:
+                text, flag = planted, _flag(float(planted), low, high) if planted[0].isdigit() else ""
             rows.append((resulted, f"{story.pid},{accession},{collected:%Y-%m-%d %H:%M},{resulted:%Y-%m-%d %H:%M},"
                                    f"{code},{loinc},{name},{text},{unit},{_format_number(low)},"
                                    f"{_format_number(high)},{flag},F"))

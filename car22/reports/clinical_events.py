@@ -1,5 +1,5 @@
 """What changed clinically tonight, for monitors: new MRD-positive samples, relapses, deaths, grade ≥ 3
-toxicities and discordant CRS/ICANS grades.
+toxicities (ICAHT grade >= 3 on its own, with its durations) and discordant CRS/ICANS grades.
 
 Each fact is recorded once in ops.clinical_events with the run that first saw it, so "new tonight" is a
 query (first_run_id = this run), rebuilt from tables like everything a monitor reads (design.md).
@@ -33,7 +33,16 @@ FACTS: dict[str, str] = {
         SELECT participant_id, toxicity || ' (' || scale || ')',
                toxicity || ' grade ' || max_grade || coalesce(' from study day ' || onset_day, '')
         FROM mart.toxicity_by_participant
-        WHERE "window" = 'overall' AND max_grade >= 3""",
+        WHERE "window" = 'overall' AND max_grade >= 3 AND scale <> 'ICAHT (EHA/EBMT)'""",
+    "ICAHT_GRADE_3_OR_MORE": """
+        SELECT participant_id, scale || ' ' || phase,
+               scale || ' ' || phase || ' grade ' || grade || ' ('
+               || CASE scale WHEN 'N-ICAHT' THEN 'ANC <= 0.5 for ' ELSE 'platelets < 50 for ' END
+               || days_below_primary || ' days, '
+               || CASE scale WHEN 'N-ICAHT' THEN '<= 0.1 for ' ELSE '< 20 for ' END || days_below_severe
+               || ' days, study days ' || CASE phase WHEN 'early' THEN '0' ELSE '31' END || '-' || window_end_day || ')'
+        FROM mart.icaht
+        WHERE grade >= 3""",
     "GRADE_DISCORDANT": """
         SELECT participant_id, scale,
                scale || ': derived grade ' || max_grade || ', investigator grade '
@@ -55,7 +64,7 @@ CREATE TABLE IF NOT EXISTS ops.clinical_events (
     first_run_id   INTEGER NOT NULL
 );
 COMMENT ON TABLE ops.clinical_events IS 'Clinical facts a monitor must not miss, each with the run that first saw it: new tonight = first_run_id of the last run.';
-COMMENT ON COLUMN ops.clinical_events.kind IS 'MRD_POSITIVE | RELAPSE | DEATH | GRADE_3_OR_MORE | GRADE_DISCORDANT.';
+COMMENT ON COLUMN ops.clinical_events.kind IS 'MRD_POSITIVE | RELAPSE | DEATH | GRADE_3_OR_MORE | ICAHT_GRADE_3_OR_MORE | GRADE_DISCORDANT.';
 COMMENT ON COLUMN ops.clinical_events.participant_id IS 'Participant concerned.';
 COMMENT ON COLUMN ops.clinical_events.item IS 'What the fact is about (sample, relapse type, toxicity, scale): with kind and participant, its identity.';
 COMMENT ON COLUMN ops.clinical_events.detail IS 'The fact in plain words, as first seen (study days, grades; no dates of birth).';
@@ -88,7 +97,7 @@ def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 def new_tonight(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple[str, str, str]]:
     """(kind, participant_id, detail) first seen by this run, most serious kinds first."""
     order = ", ".join(f"'{kind}'" for kind in ("DEATH", "RELAPSE", "MRD_POSITIVE", "GRADE_3_OR_MORE",
-                                                 "GRADE_DISCORDANT"))
+                                                 "ICAHT_GRADE_3_OR_MORE", "GRADE_DISCORDANT"))
     return con.execute(f"""
         SELECT kind, participant_id, detail FROM ops.clinical_events
         WHERE first_run_id = ?

@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -171,6 +172,74 @@ def grade_distribution_plot(con: duckdb.DuckDBPyConnection) -> str:
     return _svg(figure)
 
 
+GRADE_COLOURS = ("#2e7d32", "#9e9d24", "#ef6c00", "#c62828", "#6a1b9a")
+# panel: test, scale, axis label, the thresholds of derivations §4.5 (primary, severe) and their comparison
+COURSE_PANELS = (("ANC", "N-ICAHT", "ANC (10^9/L)", (0.5, 0.1), "≤"),
+                 ("PLT", "T-ICAHT", "platelets (10^9/L)", (50, 20), "<"))
+ICAHT_END_WORDS = {"RELAPSE_MORPHOLOGIC": "morphologic relapse", "RELAPSE_EXTRAMEDULLARY": "extramedullary relapse",
+                   "RELAPSE_MRD": "MRD relapse", "HSCT": "HSCT", "NEXT_THERAPY": "next therapy", "DEATH": "death"}
+
+
+def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
+    """ANC and platelet courses over days 0-30 (the early ICAHT phase) on a log scale, each participant coloured
+    by their early grade, with the ICAHT thresholds drawn; below-LLOQ results are marked at the axis floor,
+    never drawn as values."""
+    shown, infused = _latest_infused(con, SWIMMER_LANES)
+    labs = con.execute("""
+        SELECT participant_id, test_code, study_day, value,
+               coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ' AS blq
+        FROM core.lab_results
+        WHERE test_code IN ('ANC', 'PLT') AND study_day BETWEEN 0 AND 30 AND participant_id IN (SELECT unnest(?))
+          AND (value IS NOT NULL OR coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ')""", [shown]).df()
+    grades = con.sql("SELECT participant_id, scale, grade FROM mart.icaht WHERE phase = 'early'").df()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"wspace": 0.3})
+    for axis, (code, scale, label, thresholds, sign) in zip(axes, COURSE_PANELS):
+        early = grades[grades.scale == scale].set_index("participant_id").grade
+        floor = thresholds[-1] / 5
+        for pid, own in labs[labs.test_code == code].groupby("participant_id"):
+            grade = early.get(pid)
+            colour = GRADE_COLOURS[int(grade)] if grade is not None and pd.notna(grade) else "#9e9e9e"
+            daily = own[~own.blq].groupby("study_day").value.min()
+            axis.plot(daily.index, daily.clip(lower=floor), color=colour, linewidth=0.9, alpha=0.8)
+            blq = own[own.blq]
+            if not blq.empty:
+                axis.scatter(blq.study_day, [floor] * len(blq), marker="v", color=colour, s=20, zorder=3)
+        for threshold, style in zip(thresholds, ("--", ":")):
+            axis.axhline(threshold, color="black", linestyle=style, linewidth=1)
+        handles = ([Line2D([], [], color=c, label=f"{scale} early grade {g}") for g, c in enumerate(GRADE_COLOURS)]
+                   + [Line2D([], [], color="black", linestyle=style, label=f"{sign} {t:g} (10^9/L)")
+                      for t, style in zip(thresholds, ("--", ":"))]
+                   + [Line2D([], [], color="#616161", marker="v", linestyle="", label="below LLOQ (no value)")])
+        axis.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3)
+        axis.set_yscale("log")
+        axis.set_xlim(0, 30)
+        axis.set_xlabel("study day (0 = CD22 CAR infusion)")
+        axis.set_ylabel(label)
+        axis.set_title(f"{code}, days 0-30", fontsize=10)
+        axis.grid(alpha=0.3)
+    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
+            f"(all of them: core.lab_results, mart.icaht).</p>" if infused > len(shown) else "")
+    return note + _svg(figure)
+
+
+def hematotoxicity_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per infused participant: each ICAHT grade and the CAR-HEMATOTOX risk in words."""
+    icaht = con.sql("SELECT participant_id, scale || ' ' || phase AS toxicity, grade, window_end_day, "
+                    "window_end_reason, null_reason FROM mart.icaht").df()
+    ended = icaht.window_end_reason.map(ICAHT_END_WORDS)
+    words = (icaht.grade.map(lambda g: "none" if g == 0 else f"grade {g:.0f}", na_action="ignore")
+             + (" (window ended day " + icaht.window_end_day.astype("string") + " by " + ended + ")").fillna(""))
+    icaht["words"] = words.fillna("not graded: " + icaht.null_reason.fillna(""))
+    table = icaht.pivot(index="participant_id", columns="toxicity", values="words")
+    table = table.reindex(columns=["N-ICAHT early", "N-ICAHT late", "T-ICAHT early", "T-ICAHT late"])
+    if table_exists(con, "mart", "hematotox"):
+        score = con.sql("SELECT participant_id, score, risk, null_reason FROM mart.hematotox").df()
+        score["CAR-HEMATOTOX"] = (score.risk.str.lower() + " risk (score " + score.score.astype("string") + ")"
+                                  ).fillna("not scored: " + score.null_reason.fillna(""))
+        table = table.join(score.set_index("participant_id")["CAR-HEMATOTOX"])
+    return table.reset_index().rename(columns={"participant_id": "participant"}).sort_values("participant")
+
+
 def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/index.html") -> str:
     """The whole page as HTML text."""
     run = con.sql("SELECT run_id, finished_at, status, config_hash, code_version FROM ops.runs "
@@ -217,6 +286,11 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
              [at_risk["at risk"].tolist()], columns=[f"day {d}" for d in at_risk.day]))),
         ("expansion", "CD22 CAR T-cell expansion and persistence", expansion_plot(con) + _table(kinetics)),
         ("toxicity", "Toxicity: worst grade per participant (overall)", grade_distribution_plot(con) + _table(tally)),
+        ("hematotox", "Hematotoxicity: ICAHT (EHA/EBMT) and CAR-HEMATOTOX",
+         (blood_count_plot(con) + "<p class='meta'>ICAHT grades depth and duration (days below a threshold, daily values carried "
+          "forward as mart.icaht.method says); the CTCAE cytopenias above grade single results.</p>"
+          + _table(hematotoxicity_table(con), "No infused participant.", "mart.icaht, mart.hematotox"))
+         if table_exists(con, "mart", "icaht") else "<p>Not derived in this warehouse.</p>"),
         ("flags", "Eligibility and dosing checks", "".join(flags) or "<p>Not derived in this warehouse.</p>"),
         ("quality", "Data quality", _table(files) + "<h3>Rows not loaded, by check</h3>" + _table(rejected)
          + f"<p><a href='{html.escape(data_docs_link)}'>Data Docs: the validation of every file</a></p>"),

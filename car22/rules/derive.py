@@ -10,10 +10,11 @@ from car22.config import Protocol
 from car22.night import faults
 from car22.sql import set_protocol_variables
 
-# Derivations in dependency order (survival and eligibility read mart.mrd_assessments; toxicity reads the
-# graded tables).
+# Derivations in dependency order (survival and eligibility read mart.mrd_assessments; icaht reads mart.rfs;
+# toxicity reads the graded tables, icaht included).
 DERIVATIONS: tuple[str, ...] = ("car22.rules.mrd", "car22.rules.survival", "car22.rules.eligibility", "car22.rules.dosing",
-                                "car22.rules.kinetics", "car22.rules.crs", "car22.rules.icans", "car22.rules.ctcae", "car22.rules.toxicity")
+                                "car22.rules.kinetics", "car22.rules.crs", "car22.rules.icans", "car22.rules.ctcae",
+                                "car22.rules.icaht", "car22.rules.hematotox", "car22.rules.toxicity")
 
 
 def derive_all(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SECTIONS = ("status", "freshness", "swimmer", "endpoint", "expansion", "toxicity", "flags", "quality")
+SECTIONS = ("status", "freshness", "swimmer", "endpoint", "expansion", "toxicity", "hematotox", "flags", "quality")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`; `.ci/run` installs it): "
                              "the report is not rendered in a browser here")
@@ -45,7 +45,7 @@ def test_report_renders_every_section_offline(demo_night, tmp_path):
     assert requested == []
     for section in SECTIONS:
         assert re.search(rf'<section id="{section}"', dom), section
-    for section in ("swimmer", "endpoint", "expansion", "toxicity"):
+    for section in ("swimmer", "endpoint", "expansion", "toxicity", "hematotox"):
         content = dom.split(f'<section id="{section}"')[1].split("</section>")[0]
         assert "<svg" in content, f"no plot in {section}"
     assert "Numbers at risk" in dom and "data_docs/index.html" in dom

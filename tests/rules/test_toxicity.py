@@ -28,6 +28,10 @@ def test_tally_of_a_hand_made_cohort():
         ('CD22-003', 'Neutrophil count decreased', '5.0', 10, NULL)""")
     con.execute("""INSERT INTO core.adverse_events (participant_id, ae_term, ae_grade, onset_day)
                    VALUES ('CD22-004', 'Sepsis', 3, 60)""")
+    con.execute("CREATE TABLE mart.icaht (participant_id VARCHAR, scale VARCHAR, phase VARCHAR, grade INTEGER)")
+    con.execute("""INSERT INTO mart.icaht VALUES ('CD22-001', 'N-ICAHT', 'early', 3), ('CD22-001', 'N-ICAHT', 'late', 1),
+        ('CD22-002', 'N-ICAHT', 'early', 0), ('CD22-002', 'N-ICAHT', 'late', 4), ('CD22-003', 'N-ICAHT', 'early', NULL),
+        ('CD22-005', 'N-ICAHT', 'early', 4)""")
     toxicity.build(con, protocol)
     tally = {(r[0], r[1]): r[2:] for r in con.execute(
         "SELECT toxicity, \"window\", n_participants, n_any, pct_any, n_grade_ge3, pct_grade_ge3, n_grade_1, "
@@ -42,6 +46,13 @@ def test_tally_of_a_hand_made_cohort():
     assert tally[("Neutrophil count decreased", "day_0_28")] == (4, 2, 50.0, 2, 50.0, 0, 0, 1, 1, 0)
     assert tally[("Sepsis", "day_0_28")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
     assert tally[("Sepsis", "overall")] == (4, 1, 25.0, 1, 25.0, 0, 0, 1, 0, 0)
+    # ICAHT: a phase's grade counts on its first day, early in both windows, late (day 31 on) overall only
+    assert tally[("N-ICAHT early", "overall")] == (4, 1, 25.0, 1, 25.0, 0, 0, 1, 0, 0)
+    assert tally[("N-ICAHT early", "day_0_28")] == (4, 1, 25.0, 1, 25.0, 0, 0, 1, 0, 0)
+    assert tally[("N-ICAHT late", "overall")] == (4, 2, 50.0, 1, 25.0, 1, 0, 0, 1, 0)
+    assert tally[("N-ICAHT late", "day_0_28")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
+    assert con.execute("SELECT DISTINCT scale FROM mart.toxicity_tally WHERE toxicity LIKE '%ICAHT%'").fetchall() == [
+        ("ICAHT (EHA/EBMT)",)]
     onset = con.sql("SELECT onset_day FROM mart.toxicity_by_participant WHERE participant_id = 'CD22-001' "
                     "AND toxicity = 'Cytokine release syndrome' AND \"window\" = 'overall'").fetchall()
     assert onset == [(2,)]
