@@ -23,8 +23,7 @@ from car22.config import Protocol, load_protocol
 from car22.submission.build import build
 from car22.submission.define import define_xml
 from car22.submission.files import dataset_json, write_json, write_xpt
-
-MANIFEST = "manifest.json"
+from car22.submission.manifest import MANIFEST
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,3 @@ def _swap(staging: Path, out: Path) -> None:
         os.rename(out, old)
     os.rename(staging, out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest of the package in `folder`, or None when no package was written there."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
