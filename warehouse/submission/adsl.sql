@@ -3,7 +3,7 @@
 -- when mart.icaht and mart.hematotox are published (derivations §4.5-4.6).
 SELECT
     d.STUDYID, d.USUBJID, d.SUBJID, d.SITEID, d.AGE, d.AGEU, d.SEX, d.ARM, d.ACTARM,
-    d.ARM AS TRT01P,
+    'CD22 CAR T-cells' AS TRT01P,
     d.ACTARM AS TRT01A,
     p.infusion_date AS TRTSDT,
     p.infusion_date AS TRTEDT,
