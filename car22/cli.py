@@ -88,6 +88,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"  trial report:          {report}" + ("" if report.exists() else
                                                    "  (NOT WRITTEN: see the Prefect log, then `car22 report`)"))
     print(f"  Data Docs:             {paths.reports / 'data_docs' / 'index.html'}")
+    from car22.submission.manifest import package_folder, read_manifest
+
+    package = package_folder(paths.warehouse)
+    print(f"  submission package:    {package}" + ("" if read_manifest(package) else
+                                                   "  (NOT WRITTEN: see the Prefect log, then `car22 submission`)"))
     print(f"  archive:               {paths.archive}")
     return EXIT_OK
 

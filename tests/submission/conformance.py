@@ -114,9 +114,9 @@ def check_define(folder: Path, tables: dict[str, Table]) -> None:
                     assert set(table.column(variable.name)) - {None} <= allowed, variable.name
                 if variable.type in ("text", "date", "datetime"):
                     assert int(item.get("Length")) == max([len(v) for v in table.column(variable.name) if v] + [1])
-            sponsor = {t["codelist"] for t in codelists() if t["sponsor"] == "Y"}
-            for oid, codelist in lists.items():
-                assert (codelist.get(f"{DEF}IsNonStandard") == "Yes") == (oid[3:] in sponsor)
+        sponsor = {t["codelist"] for t in codelists() if t["sponsor"] == "Y"}
+        for oid, codelist in lists.items():
+            assert (codelist.get(f"{DEF}IsNonStandard") == "Yes") == (oid[3:] in sponsor)
 
 
 def check_rules(tables: dict[str, Table]) -> None:
