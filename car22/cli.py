@@ -124,11 +124,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_submission(args: argparse.Namespace) -> int:
+    from car22.night.paths import Paths
     from car22.submission.manifest import package_folder
 
-    warehouse = args.warehouse or Path(os.environ.get("CAR22_WAREHOUSE") or
-                                       Path(args.data_dir or os.environ.get("CAR22_DATA_DIR") or "data")
-                                       / "warehouse.duckdb")
+    warehouse = Paths.resolve(args.data_dir, warehouse=args.warehouse).warehouse
     if not warehouse.is_file():
         print(f"car22: no warehouse at {warehouse}: run `car22 ingest` first or pass --warehouse", file=sys.stderr)
         return EXIT_USAGE

@@ -60,6 +60,7 @@ class Dataset:
     standard: str  # SDTM | ADaM
     label: str
     cls: str
+    subclass: str  # ADaM class refinement (def:SubClass), e.g. TIME-TO-EVENT
     structure: str
     sql: str
     variables: tuple[Variable, ...]
@@ -90,8 +91,8 @@ def datasets() -> tuple[Dataset, ...]:
             variables = tuple(Variable(v["name"], v["label"], v["type"], v["origin"], v["source"], v["codelist"],
                                        int(v["key"]) if v["key"] else None, v["core"])
                               for v in csv.DictReader(handle))
-        found.append(Dataset(row["name"], row["standard"], row["label"], row["class"], row["structure"],
-                             row["sql"], variables))
+        found.append(Dataset(row["name"], row["standard"], row["label"], row["class"], row["subclass"],
+                             row["structure"], row["sql"], variables))
     return tuple(sorted(found, key=lambda d: d.standard != "SDTM"))
 
 

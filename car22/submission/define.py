@@ -91,7 +91,9 @@ def define_xml(tables: list[Table], standard: str, protocol: Protocol, created: 
             item_defs.append((table, variable))
             if variable.codelist and variable.codelist not in used_codelists:
                 used_codelists.append(variable.codelist)
-        ET.SubElement(group, _d("Class"), {"Name": dataset.cls})
+        cls = ET.SubElement(group, _d("Class"), {"Name": dataset.cls})
+        if dataset.subclass:
+            ET.SubElement(cls, _d("SubClass"), {"Name": dataset.subclass})
         leaf = ET.SubElement(group, _d("leaf"), {"ID": f"LF.{dataset.name}",
                                                  f"{{{XLINK}}}href": f"{dataset.name.lower()}.xpt"})
         ET.SubElement(leaf, _d("title")).text = f"{dataset.name.lower()}.xpt"
