@@ -130,15 +130,24 @@ def prepare(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
 
 
 def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> dict[str, Table]:
-    """Every dataset from the warehouse behind `con` (read-only is enough: only temp objects are created)."""
+    """Every dataset from the warehouse behind `con` (read-only is enough: only temp objects are created).
+    Each dataset is also left as a temp table (sdtm_dm, ..., adam_adsl, ...): the ADaM models read SDTM."""
     prepare(con, protocol)
     tables = {}
     for dataset in datasets():
-        tables[dataset.name] = table = build_one(con, dataset)
-        if dataset.standard == "SDTM":  # the ADaM models read SDTM as their predecessor
-            con.execute(f"CREATE OR REPLACE TEMP TABLE sdtm_{dataset.name.lower()} AS "
-                        f"SELECT * FROM ({_select(con, dataset)})")
+        temp = f"{dataset.folder}_{dataset.name.lower()}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {_select(con, dataset)}")
+        rows = con.sql(f"SELECT * FROM {temp} ORDER BY {_order(dataset)}").fetchall()
+        converters = [_converter(dataset, v) for v in dataset.variables]
+        tables[dataset.name] = Table(dataset, [tuple(convert(value) for convert, value in zip(converters, row))
+                                               for row in rows])
     return tables
+
+
+def _order(dataset: Dataset) -> str:
+    """The record order: the Define-XML keys, then every other variable (a total, reproducible order)."""
+    rest = [v.name for v in dataset.variables if v.name not in dataset.keys and v.name != dataset.seq]
+    return ", ".join(f'"{name}" NULLS FIRST' for name in dataset.keys + rest)
 
 
 def _select(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
@@ -149,8 +158,7 @@ def _select(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
     if produced != expected:
         raise ValueError(f"warehouse/submission/{dataset.sql}.sql gives {produced}; "
                          f"variables/{dataset.name}.csv lists {expected}")
-    order = dataset.keys + [name for name in expected if name not in dataset.keys]
-    order_sql = ", ".join(f'"{name}" NULLS FIRST' for name in order)
+    order_sql = _order(dataset)
     select = []
     for variable in dataset.variables:
         if variable.name == dataset.seq:
@@ -159,12 +167,6 @@ def _select(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
         else:
             select.append(f'm."{variable.name}"')
     return f"SELECT {', '.join(select)} FROM ({model}) m ORDER BY {order_sql}"
-
-
-def build_one(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> Table:
-    rows = con.sql(_select(con, dataset)).fetchall()
-    converters = [_converter(dataset, v) for v in dataset.variables]
-    return Table(dataset, [tuple(convert(value) for convert, value in zip(converters, row)) for row in rows])
 
 
 def _converter(dataset: Dataset, variable: Variable):
