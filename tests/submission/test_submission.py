@@ -3,6 +3,7 @@ Kaplan-Meier from ADTTE alone equal to mart.endpoints, the same bytes from the s
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime, timezone
 
 import duckdb
@@ -12,6 +13,7 @@ from scipy.stats import CensoredData, ecdf
 from submission.conformance import check_package
 
 from car22 import cli
+from car22.night.paths import Paths
 from car22.submission.manifest import package_folder, read_manifest
 from car22.submission.package import write_package
 
@@ -115,3 +117,18 @@ def test_the_command_writes_on_demand_and_replaces_the_package_whole(demo, tmp_p
     assert not (out / "sdtm" / "stale.xpt").exists() and (out / "adam" / "adsl.xpt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]
     assert cli.main(["submission", "--warehouse", str(tmp_path / "none.duckdb")]) == cli.EXIT_USAGE
+
+
+def test_a_night_with_nothing_new_keeps_the_package_and_writes_a_missing_one(demo, tmp_path):
+    from conftest import run
+
+    paths, _, _ = demo
+    copied = Paths.under(tmp_path / "data")
+    shutil.copytree(paths.warehouse.parent, tmp_path / "data")
+    manifest = package_folder(copied.warehouse) / "manifest.json"
+    before = manifest.read_bytes()
+    run(copied)                                  # empty inbox: scope "nothing", the package stays as it was
+    assert manifest.read_bytes() == before
+    shutil.rmtree(package_folder(copied.warehouse))
+    run(copied)                                  # no package yet: written even though nothing changed
+    assert read_manifest(package_folder(copied.warehouse))["warehouse_run_id"] == 3
