@@ -1,4 +1,5 @@
-"""The `car22` command: ingest the inbox, rebuild the trial report, write demo exports.
+"""The `car22` command: ingest the inbox, rebuild the trial report, write the submission package, write demo
+exports.
 
 Exit codes: 0 success (a run that quarantined files still completed), 1 the run failed, 2 usage error.
 Every path can come from a flag or a CAR22_* environment variable (flags win).
@@ -87,6 +88,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"  trial report:          {report}" + ("" if report.exists() else
                                                    "  (NOT WRITTEN: see the Prefect log, then `car22 report`)"))
     print(f"  Data Docs:             {paths.reports / 'data_docs' / 'index.html'}")
+    from car22.submission.manifest import package_folder, read_manifest
+
+    package = package_folder(paths.warehouse)
+    print(f"  submission package:    {package}" + ("" if read_manifest(package) else
+                                                   "  (NOT WRITTEN: see the Prefect log, then `car22 submission`)"))
     print(f"  archive:               {paths.archive}")
     return EXIT_OK
 
@@ -117,6 +123,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_submission(args: argparse.Namespace) -> int:
+    from car22.night.paths import Paths
+    from car22.submission.manifest import package_folder
+
+    warehouse = Paths.resolve(args.data_dir, warehouse=args.warehouse).warehouse
+    if not warehouse.is_file():
+        print(f"car22: no warehouse at {warehouse}: run `car22 ingest` first or pass --warehouse", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out or package_folder(warehouse)
+    from car22.config import load_protocol
+    from car22.submission.package import write_package
+
+    try:
+        written = write_package(warehouse, out, load_protocol(args.protocol))
+    except Exception as error:  # the old package, if any, is untouched: say why without a traceback
+        print(f"car22: the submission package was not written: {type(error).__name__}: {error}\n"
+              f"The package in {out}, if any, is unchanged.", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"submission package: {written.folder} ({len(written.records)} datasets, "
+          f"{sum(written.records.values())} records; written {written.written_at})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0],
                                      epilog="Exit codes: 0 success, 1 run failed, 2 usage error.")
@@ -137,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_path_flags(rebuild)
     rebuild.add_argument("--out", type=Path, help="folder for trial_report.html (default: the reports folder)")
     rebuild.set_defaults(handler=cmd_report)
+
+    package = commands.add_parser(
+        "submission", help="write the CDISC submission package (SDTM, ADaM, define.xml) from a published warehouse",
+        description="Write the CDISC package from a published warehouse: sdtm/ and adam/ with one SAS transport "
+                    "v5 file (.xpt) and one Dataset-JSON v1.1 file (.json) per dataset and a define.xml each, and "
+                    "manifest.json. The package is replaced as a whole. Exits 0 when written, 1 when it could not "
+                    "be written (the previous package stays), 2 on a usage error.")
+    package.add_argument("--data-dir", type=Path, help="root of the default folders (env CAR22_DATA_DIR; ./data)")
+    package.add_argument("--warehouse", type=Path,
+                         help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
+    package.add_argument("--out", type=Path, help="package folder (default: submission/ beside the warehouse)")
+    package.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
+    package.set_defaults(handler=cmd_submission)
 
     demo = commands.add_parser("demo-data", help="write a realistic, deterministic set of demo exports",
                                description="Write realistic demo exports (with deliberate defects) for a "

@@ -13,6 +13,7 @@ from car22.config import load_protocol
 from car22.night import faults, timing, transaction
 from car22.night.paths import InboxUnusable, Paths
 from car22.reports.run_summary import RunSummary, run_summary
+from car22.submission.manifest import package_folder, read_manifest
 from car22.validation.runner import Validator
 from tasks import night as steps
 
@@ -88,7 +89,17 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         con.close()
         raise
 
-    # 7. What monitors read, from the published warehouse. The night's data is published by now: a failure
+    # 7. The CDISC submission package (cdisc.md), from the published warehouse, after a night that changed it
+    #    (or when none exists yet), before the trial report so the page says when it was written. A failure
+    #    is reported; the previous package stays whole and `car22 submission` writes it again.
+    if scope != "nothing" or read_manifest(package_folder(paths.warehouse)) is None:
+        try:
+            steps.write_submission(paths, protocol)
+        except Exception as error:  # noqa: BLE001 - the run's data is published; say what failed and how to redo it
+            get_run_logger().error("submission package not written (%s: %s): run `car22 submission` to write it",
+                                   type(error).__name__, error)
+
+    # 8. What monitors read, from the published warehouse. The night's data is published by now: a failure
     #    here is reported, and the page can be rebuilt with `car22 report`.
     try:
         steps.publish_artifacts(paths, run_id, data_docs)

@@ -21,6 +21,8 @@ from car22.night import faults, progress, timing, transaction
 from car22.night.paths import Paths
 from car22.reports import artifacts, clinical_events, trial_report
 from car22.rules.derive import DERIVATIONS, derive_all
+from car22.submission import package
+from car22.submission.manifest import package_folder
 from car22.validation.runner import Validator
 
 
@@ -98,6 +100,18 @@ def write_report(paths: Paths) -> Path:
     create_link_artifact(key="car22-trial-report", link=page.resolve().as_uri(),
                          link_text="Trial summary: status, swimmer plot, RFS, expansion, toxicity, data quality")
     return page
+
+
+@task(name="submission-package", cache_policy=NONE)
+def write_submission(paths: Paths, protocol: Protocol) -> Path:
+    """The CDISC package from the published warehouse (cdisc.md), with a link artifact under a stable key."""
+    with timing.stage("submission"):
+        written = package.write_package(paths.warehouse, package_folder(paths.warehouse), protocol)
+    create_link_artifact(key="car22-submission", link=(written.folder / "manifest.json").resolve().as_uri(),
+                         link_text=f"CDISC submission package: {len(written.records)} datasets (SDTM, ADaM, "
+                                   f"define.xml)", description=f"written {written.written_at}")
+    get_run_logger().info("submission package written to %s", written.folder)
+    return written.folder
 
 
 @task(name="publish", cache_policy=NONE)

@@ -12,7 +12,7 @@ from car22 import cli
 from car22.night.paths import Paths
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["report"], ["demo-data"]])
+@pytest.mark.parametrize("command", [[], ["ingest"], ["report"], ["submission"], ["demo-data"]])
 def test_every_command_has_help(command):
     shown = subprocess.run([sys.executable, "-m", "car22.cli", *command, "--help"], capture_output=True, text=True)
     assert shown.returncode == cli.EXIT_OK and "usage: car22" in shown.stdout and shown.stderr == ""

@@ -210,7 +210,7 @@ def test_monitors_get_a_summary_with_failed_checks_and_prefect_artifacts(one_nig
     assert len(files) == len(exports())
     with get_client(sync_client=True) as client:
         keys = {artifact.key for artifact in client.read_artifacts()}
-    assert {"car22-run-summary", "car22-files", "car22-data-docs"} <= keys
+    assert {"car22-run-summary", "car22-files", "car22-data-docs", "car22-submission"} <= keys
 
 
 def test_end_to_end_on_the_generated_demo(demo_night):

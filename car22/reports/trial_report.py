@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 
 from car22.night.storage import write_whole  # noqa: E402
 from car22.sql import table_exists  # noqa: E402
+from car22.submission.manifest import package_folder, submission_note  # noqa: E402
 
 REPORT_NAME = "trial_report.html"
 # The page stays readable and quick at consortium scale (README, the `report` command): the swimmer plot and
@@ -240,7 +241,8 @@ def hematotoxicity_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return table.reset_index().rename(columns={"participant_id": "participant"}).sort_values("participant")
 
 
-def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/index.html") -> str:
+def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/index.html",
+           submission: str = "") -> str:
     """The whole page as HTML text."""
     run = con.sql("SELECT run_id, finished_at, status, config_hash, code_version FROM ops.runs "
                   "WHERE status = 'completed' ORDER BY run_id DESC LIMIT 1").df()
@@ -300,7 +302,8 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
                    for key, title, content in sections)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>NCT07328503 trial summary</title>"
             f"<style>{STYLE}</style></head><body><h1>NCT07328503 · CD22 CAR T-cells after CD19 CAR · trial summary</h1>"
-            f"<p class='meta'>{html.escape(last)} · page written {datetime.now():%Y-%m-%d %H:%M}</p><nav>{nav}</nav>"
+            f"<p class='meta'>{html.escape(last)} · page written {datetime.now():%Y-%m-%d %H:%M}"
+            f"{' · ' + html.escape(submission) if submission else ''}</p><nav>{nav}</nav>"
             f"{body}</body></html>\n")
 
 
@@ -314,5 +317,5 @@ def write_report(warehouse: Path, out_dir: Path) -> Path:
     """Render the report from a (published, read-only) warehouse into out_dir/trial_report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        page = render(con)
+        page = render(con, submission=submission_note(package_folder(warehouse)))
     return write_whole(out_dir / REPORT_NAME, page.encode("utf-8"))
