@@ -32,6 +32,8 @@ CREATE TABLE mart.lab_toxicity (accession VARCHAR, test_code VARCHAR, grade INTE
     null_reason VARCHAR);
 CREATE TABLE mart.rfs (participant_id VARCHAR, analysis VARCHAR, start_date DATE, end_date DATE, time_days INTEGER,
     event BOOLEAN, event_type VARCHAR, censor_reason VARCHAR);
+CREATE TABLE mart.icaht (participant_id VARCHAR, scale VARCHAR, phase VARCHAR, grade INTEGER);
+CREATE TABLE mart.hematotox (participant_id VARCHAR, score INTEGER, risk VARCHAR);
 """
 
 ROWS = """
@@ -100,6 +102,9 @@ INSERT INTO core.disease_assessments (participant_id, event, instance, assess_da
 INSERT INTO mart.rfs VALUES
     ('CD22-001', 'primary', '2026-03-10', '2026-04-07', 28, FALSE, NULL, 'LAST_DISEASE_ASSESSMENT'),
     ('CD22-001', 'sensitivity', '2026-03-10', '2026-04-07', 28, FALSE, NULL, 'LAST_DISEASE_ASSESSMENT');
+INSERT INTO mart.icaht VALUES ('CD22-001', 'N-ICAHT', 'early', 3), ('CD22-001', 'N-ICAHT', 'late', NULL),
+    ('CD22-001', 'T-ICAHT', 'early', 0), ('CD22-001', 'T-ICAHT', 'late', 2);
+INSERT INTO mart.hematotox VALUES ('CD22-001', 2, 'HIGH'), ('CD22-003', NULL, NULL);
 """
 
 
@@ -167,6 +172,15 @@ U1, U2, U3 = (f"NCT07328503-{p}" for p in (P1, P2, P3))
     ("ADSL", {"USUBJID": U1}, "LDSTDT", date(2026, 3, 5)),
     ("ADSL", {"USUBJID": U1}, "CRSMXGR", 1),
     ("ADSL", {"USUBJID": U3}, "CRSMXGR", None),
+    # hematotoxicity (derivations §4.5-4.6): each ICAHT grade by scale and phase; a NULL grade stays null
+    ("ADSL", {"USUBJID": U1}, "NICAHTE", 3),
+    ("ADSL", {"USUBJID": U1}, "NICAHTL", None),
+    ("ADSL", {"USUBJID": U1}, "TICAHTE", 0),
+    ("ADSL", {"USUBJID": U1}, "TICAHTL", 2),
+    ("ADSL", {"USUBJID": U1}, "HTOXSC", 2),
+    ("ADSL", {"USUBJID": U1}, "HTOXRSK", "HIGH"),
+    ("ADSL", {"USUBJID": U3}, "HTOXSC", None),
+    ("ADSL", {"USUBJID": U2}, "NICAHTE", None),
     # lab results: the censored one keeps its comparator and has no number; below-LLOQ keeps its text
     ("LB", {"LBREFID": "C1"}, "LBORRES", "<2.0"),
     ("LB", {"LBREFID": "C1"}, "LBSTRESC", "<2"),
