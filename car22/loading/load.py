@@ -27,6 +27,7 @@ from car22.intake.reading import (
 from car22.intake.sources import SOURCES, Source, type_frame
 from car22.intake.take import sha256_of
 from car22.night import faults, timing
+from car22.night.paths import PRIVATE_FILE, private_folder
 from car22.night.storage import write_whole
 from car22.sql import SQL_DIR, column_names, run_sql_file
 
@@ -92,10 +93,10 @@ def assign_file_id(con: duckdb.DuckDBPyConnection, sha: str) -> tuple[str, str |
 
 
 def archive(data: bytes, archive_dir: Path, received_at: datetime, file_id: str, file_name: str) -> Path:
-    """Keep the original bytes: written to a temporary name, flushed to disk, then renamed into place."""
-    folder = archive_dir / received_at.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_whole(folder / f"{file_id}__{file_name}", data)
+    """Keep the original bytes: written to a temporary name, flushed to disk, then renamed into place;
+    owner-only, as the EDC originals carry dates of birth (README "Who may read what")."""
+    folder = private_folder(archive_dir / received_at.strftime("%Y-%m-%d"))
+    return write_whole(folder / f"{file_id}__{file_name}", data, mode=PRIVATE_FILE)
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, *, file_id: str, file_name: str, sha: str, size: int,
