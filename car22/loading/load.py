@@ -86,8 +86,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON TABLE {source.staging_table} IS "
                     f"'{source.name} rows typed and in canonical units, one row per record version per file "
                     f"(history; never rewritten). Identity: {', '.join(source.identity)}.'")
-        con.execute(";".join(f"COMMENT ON COLUMN {table}.{quote(column)} IS '{text.replace(chr(39), chr(39) * 2)}'"
-                             for table, column, text in column_comments(source)))
+        comment_columns(con, column_comments(source))
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, comments: list[tuple[str, str, str]]) -> None:
+    """COMMENT ON each (table, column, text), in one round trip."""
+    con.execute(";".join(f"COMMENT ON COLUMN {table}.{quote(column)} IS '{text.replace(chr(39), chr(39) * 2)}'"
+                         for table, column, text in comments))
 
 
 def column_comments(source: Source) -> list[tuple[str, str, str]]:

@@ -119,17 +119,22 @@ def cell(value: object) -> str:
 
 
 def table(frame: pd.DataFrame, empty: str = "None.", rows: int | None = None, source: str | None = None) -> str:
-    """An HTML table in a box that scrolls sideways inside itself when the window is narrow; the first
-    `rows` rows, saying where the rest are."""
+    """An HTML table of a frame (see `grid`): the first `rows` rows, saying where the rest are."""
     if frame.empty:
-        return f"<p class='empty'>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{cell(c) if isinstance(c, Html) else html.escape(str(c))}</th>" for c in frame.columns)
+        return grid([], [], empty)
     shown = frame if rows is None else frame.head(rows)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-                   for row in shown.itertuples(index=False))
     more = (f"<p class='meta'>First {rows} of {len(frame):,} rows; all of them are in "
             f"{html.escape(source or 'the warehouse')}.</p>" if rows is not None and len(frame) > rows else "")
-    return f"<div class='table'><table><tr>{head}</tr>{body}</table></div>{more}"
+    return grid(list(frame.columns), list(shown.itertuples(index=False)), empty) + more
+
+
+def grid(columns: list, rows: list, empty: str = "None.") -> str:
+    """An HTML table in a box that scrolls sideways inside itself when the window is narrow."""
+    if not rows:
+        return f"<p class='empty'>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{cell(c) if isinstance(c, Html) else html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<div class='table'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def page(title: str, body: str) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
+from collections import namedtuple
 from pathlib import Path
 from urllib.parse import quote
 
 import duckdb
-import pandas as pd
 
-from car22.reports.present import coded, page, percent, table, words
+from car22.reports.present import coded, grid, number, page, percent, unit, words
 from car22.sql import table_exists
 
 FOLDER = "profiles"
@@ -28,6 +29,7 @@ WIDTH, LEFT, RIGHT, LANE, TOP = 960, 150, 20, 28, 10
 TICK_STEPS = (1, 2, 7, 14, 28, 30, 60, 90, 180, 365)
 MAX_TICKS = 10
 GRADE_COLOURS = ("#d9d9d9", "#fdd49e", "#fc8d59", "#d7301f", "#7f0000", "#000000")  # grade 0 ... 5
+SPECIMENS = {"BM": "bone marrow", "PB": "blood (not used for decisions)"}
 MRD_COLOURS = {"NEGATIVE": "#1b9e77", "POSITIVE": "#d7191c", "POSITIVE_LOW": "#e66101",
                "POSITIVE_NOT_QUANTIFIABLE": "#8c510a", "NEGATIVE_INSUFFICIENT_SENSITIVITY": "#5e3c99",
                "NOT_EVALUABLE": "#636363"}
@@ -79,67 +81,69 @@ QUERIES = {
 }
 
 
-def _by_participant(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, pd.DataFrame]]:
-    """Each query's rows split by participant (a table not derived in this warehouse gives no rows)."""
-    split = {}
+def _by_participant(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list]]:
+    """Each query's rows (named tuples) split by participant; a table not derived in this warehouse gives
+    none. Plain tuples, not frames: a page is built in about a millisecond."""
+    split: dict[str, dict[str, list]] = {}
     for name, sql in QUERIES.items():
-        needed = {t for t in ("mart.ld_dosing", "mart.eligibility", "mart.lab_toxicity",
-                              "mart.toxicity_by_participant", "mart.crs_daily", "mart.icans_daily",
-                              "mart.mrd_assessments", "mart.car_levels") if t in sql}
-        if all(table_exists(con, *t.split(".")) for t in needed):
-            frame = con.sql(sql).df()
-            split[name] = dict(tuple(frame.groupby("participant_id", sort=False)))
-        else:
-            split[name] = {}
+        needed = set(re.findall(r"\b(?:core|mart)\.\w+", sql))
+        split[name] = {}
+        if not all(table_exists(con, *t.split(".")) for t in needed):
+            continue
+        cursor = con.execute(sql)
+        row = namedtuple(name, [d[0] for d in cursor.description])  # noqa: PYI024
+        for values in cursor.fetchall():
+            record = row(*values)
+            split[name].setdefault(record.participant_id, []).append(record)
     return split
+
+
+def _day(value) -> str:
+    return f"{value:g}"
 
 
 def _nice_step(span: float) -> int:
     return next((s for s in TICK_STEPS if span / s <= MAX_TICKS), TICK_STEPS[-1] * (int(span // 3650) + 1))
 
 
-def timeline(facts: dict[str, pd.DataFrame], person: pd.Series) -> str:
+def _marks(facts: dict[str, list]) -> list[tuple[str, list[tuple[float, float | None, str, str]]]]:
+    """(lane label, [(day, end day or None for a point, colour, tooltip)]) for the timeline."""
+    treatment = [(r.study_day, None, "#2166ac" if r.agent == "cd22_car" else "#92c5de",
+                  f"day {_day(r.study_day)}: {words(r.agent)}" + (f" {r.dose_mg:g} mg" if r.dose_mg is not None else ""))
+                 for r in facts.get("treatments", []) if r.study_day is not None]
+    mrd = [(r.study_day, None, MRD_COLOURS.get(r.mrd_status, "#636363"),
+            f"day {_day(r.study_day)}: marrow MRD {words(r.mrd_status)} ({r.mrd_status})")
+           for r in facts.get("mrd", []) if r.specimen == "BM" and r.study_day is not None]
+    car = [(r.study_day, None, "#bdbdbd" if _below(r) else "#6a51a3",
+            f"day {_day(r.study_day)}: qPCR " + ("below the limit" if _below(r) else f"{r.value:,.0f} copies/µg"))
+           for r in facts.get("car", []) if r.assay == "qpcr" and r.target == "CD22CAR" and r.study_day is not None]
+    lanes = [("treatment", treatment), ("marrow MRD", mrd), ("CD22 CAR (qPCR)", car)]
+    for name, label in (("crs", "CRS"), ("icans", "ICANS")):
+        lanes.append((f"{label} (grade ≥ 1)", [
+            (r.study_day, r.study_day + 1, GRADE_COLOURS[min(r.grade, 5)], f"day {_day(r.study_day)}: {label} grade {r.grade}")
+            for r in facts.get(name, []) if r.grade is not None and r.grade >= 1 and r.study_day is not None]))
+    lanes.append(("lab grade ≥ 3", [
+        (r.study_day, r.study_day + 1, GRADE_COLOURS[min(r.grade, 5)],
+         f"day {_day(r.study_day)}: {r.ctcae_term} grade {r.grade}")
+        for r in facts.get("lab_days", []) if r.study_day is not None]))
+    lanes.append(("adverse events", [
+        (r.onset_day, None if r.resolution_day is None else r.resolution_day + 1,
+         "#969696" if r.ae_grade is None else GRADE_COLOURS[min(r.ae_grade, 5)],
+         f"day {_day(r.onset_day)}: {r.ae_term}, grade {'?' if r.ae_grade is None else r.ae_grade}"
+         + ("" if r.resolution_day is None else f", resolved day {_day(r.resolution_day)}"))
+        for r in facts.get("aes", []) if r.onset_day is not None]))
+    return lanes
+
+
+def timeline(facts: dict[str, list], person) -> str:
     """The participant's course as inline SVG: one lane per kind of fact, study days across, every mark
     with a tooltip (SVG <title>) saying what it is."""
-    lanes: list[tuple[str, list[tuple[float, float | None, str, str]]]] = []  # (label, [(day, end, colour, tip)])
-
-    def rows(name: str) -> pd.DataFrame:
-        return facts.get(name, pd.DataFrame())
-
-    treatment = [(r.study_day, None, "#2166ac" if r.agent == "cd22_car" else "#92c5de",
-                  f"day {r.study_day:g}: {r.agent.replace('_', ' ')}"
-                  + (f" {r.dose_mg:g} mg" if pd.notna(r.dose_mg) else ""))
-                 for r in rows("treatments").itertuples() if pd.notna(r.study_day)]
-    lanes.append(("treatment", treatment))
-    mrd = [(r.study_day, None, MRD_COLOURS.get(r.mrd_status, "#636363"),
-            f"day {r.study_day:g}: marrow MRD {words(r.mrd_status)} ({r.mrd_status})")
-           for r in rows("mrd").itertuples() if r.specimen == "BM" and pd.notna(r.study_day)]
-    lanes.append(("marrow MRD", mrd))
-    car = [(r.study_day, None, "#bdbdbd" if r.below_lloq or r.value <= 0 else "#6a51a3",
-            f"day {r.study_day:g}: qPCR " + ("below the limit" if r.below_lloq or r.value <= 0
-                                             else f"{r.value:,.0f} copies/µg"))
-           for r in rows("car").itertuples() if r.assay == "qpcr" and r.target == "CD22CAR" and pd.notna(r.study_day)]
-    lanes.append(("CD22 CAR (qPCR)", car))
-    for name, label in (("crs", "CRS"), ("icans", "ICANS")):
-        days = [(r.study_day, r.study_day + 1, GRADE_COLOURS[min(int(r.grade), 5)],
-                 f"day {r.study_day:g}: {label} grade {int(r.grade)}")
-                for r in rows(name).itertuples() if pd.notna(r.grade) and r.grade >= 1]
-        lanes.append((f"{label} (grade ≥ 1)", days))
-    labs = [(r.study_day, r.study_day + 1, GRADE_COLOURS[min(int(r.grade), 5)],
-             f"day {r.study_day:g}: {r.ctcae_term} grade {int(r.grade)}") for r in rows("lab_days").itertuples()]
-    lanes.append(("lab grade ≥ 3", labs))
-    aes = [(r.onset_day, (r.resolution_day + 1) if pd.notna(r.resolution_day) else None,
-            GRADE_COLOURS[min(int(r.ae_grade), 5)] if pd.notna(r.ae_grade) else "#969696",
-            f"day {r.onset_day:g}: {r.ae_term}, grade {'?' if pd.isna(r.ae_grade) else int(r.ae_grade)}"
-            + ("" if pd.isna(r.resolution_day) else f", resolved day {r.resolution_day:g}"))
-           for r in rows("aes").itertuples() if pd.notna(r.onset_day)]
-    lanes.append(("adverse events", aes))
-
-    milestones = [(person[k], label) for k, label in (("hsct_day", "HSCT"), ("death_day", "death"),
-                                                      ("next_therapy_day", "next therapy")) if pd.notna(person[k])]
-    days = [d for _, marks in lanes for d, end, _, _ in marks] + [d for d, _ in milestones]
+    lanes = _marks(facts)
+    milestones = [(day, label) for day, label in ((person.hsct_day, "HSCT"), (person.death_day, "death"),
+                                                  (person.next_therapy_day, "next therapy")) if day is not None]
+    days = [d for _, marks in lanes for d, _, _, _ in marks] + [d for d, _ in milestones]
     days += [end for _, marks in lanes for _, end, _, _ in marks if end is not None]
-    if pd.notna(person.last_day):
+    if person.last_day is not None:
         days.append(person.last_day)
     if not days:
         return "<p class='empty'>Nothing dated on the study-day scale yet (not infused).</p>"
@@ -150,20 +154,20 @@ def timeline(facts: dict[str, pd.DataFrame], person: pd.Series) -> str:
     def x(day: float) -> float:
         return LEFT + (day - first) / span * (WIDTH - LEFT - RIGHT)
 
-    height = TOP + LANE * len(lanes) + 40
+    bottom = TOP + LANE * len(lanes)
+    height = bottom + 40
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {WIDTH} {height}' width='{WIDTH}' "
              f"height='{height}' font-family='system-ui,sans-serif' font-size='12' role='img' "
              f"aria-label='timeline of the participant by study day'>"]
-    bottom = TOP + LANE * len(lanes)
-    tick = (int(first // step)) * step
+    tick = (first // step) * step
     while tick <= last:
         if tick >= first:
             parts.append(f"<line x1='{x(tick):.1f}' x2='{x(tick):.1f}' y1='{TOP}' y2='{bottom}' stroke='#eeeeee'/>"
                          f"<text x='{x(tick):.1f}' y='{bottom + 15}' text-anchor='middle'>{tick:g}</text>")
         tick += step
     parts.append(f"<text x='{(LEFT + WIDTH - RIGHT) / 2:.0f}' y='{bottom + 33}' text-anchor='middle'>"
-                 f"study day (days since CD22 CAR infusion)</text>")
-    parts.append(f"<line x1='{x(0):.1f}' x2='{x(0):.1f}' y1='{TOP}' y2='{bottom}' stroke='#2166ac'/>")
+                 f"study day (days since CD22 CAR infusion)</text>"
+                 f"<line x1='{x(0):.1f}' x2='{x(0):.1f}' y1='{TOP}' y2='{bottom}' stroke='#2166ac'/>")
     for i, (label, marks) in enumerate(lanes):
         middle = TOP + LANE * i + LANE / 2
         parts.append(f"<text x='{LEFT - 8}' y='{middle + 4:.0f}' text-anchor='end'>{html.escape(label)}</text>"
@@ -178,93 +182,75 @@ def timeline(facts: dict[str, pd.DataFrame], person: pd.Series) -> str:
                              f"height='14' fill='{colour}'>{title}</rect>")
     for day, label in milestones:
         parts.append(f"<line x1='{x(day):.1f}' x2='{x(day):.1f}' y1='{TOP}' y2='{bottom}' stroke='#000' "
-                     f"stroke-dasharray='4 3'><title>{html.escape(f'day {day:g}: {label}')}</title></line>")
-    if pd.notna(person.last_day):
-        parts.append(f"<line x1='{x(person.last_day):.1f}' x2='{x(person.last_day):.1f}' y1='{TOP}' y2='{bottom}' "
-                     f"stroke='#969696'><title>day {person.last_day:g}: last follow-up</title></line>")
+                     f"stroke-dasharray='4 3'><title>day {_day(day)}: {label}</title></line>")
+    if person.last_day is not None:
+        parts.append(f"<line x1='{x(person.last_day):.1f}' x2='{x(person.last_day):.1f}' y1='{TOP}' "
+                     f"y2='{bottom}' stroke='#969696'><title>day {_day(person.last_day)}: last follow-up</title></line>")
     parts.append("</svg>")
     legend = ("<p class='meta'>Hover a mark for what it is. Grades: "
               + " ".join(f"<span style='background:{c};padding:0 .5em'>&#8203;</span> {g}"
-                         for g, c in enumerate(GRADE_COLOURS) if g) + ". Blue line: infusion (day 0); dashed: "
-              + ", ".join(label for _, label in milestones) + ("; " if milestones else "")
+                         for g, c in enumerate(GRADE_COLOURS) if g) + ". Blue line: infusion (day 0); "
+              + "".join(f"dashed: {', '.join(label for _, label in milestones)}; " if milestones else "")
               + "grey: last follow-up.</p>")
     return "".join(parts) + legend
 
 
-def _levels(car: pd.DataFrame) -> pd.DataFrame:
-    """CAR levels with below-limit results said in words, never as 0."""
-    def level(r) -> str:
-        if r.below_lloq or r.value <= 0:
-            return "below the limit" + (f" (LLOQ {r.lloq:g})" if pd.notna(r.lloq) else " (not detected)")
-        return f"{r.value:,.3g}" if r.value < 100 else f"{r.value:,.0f}"
-    return pd.DataFrame({"study day": car.study_day, "product": car.target.map(coded),
-                         "measure": car.assay.map(coded), "level": [level(r) for r in car.itertuples()],
-                         "unit": car.unit})
+def _below(r) -> bool:
+    return bool(r.below_lloq) or r.value is None or r.value <= 0
 
 
-def render_profile(pid: str, person: pd.Series, facts: dict[str, pd.DataFrame]) -> str:
-    def rows(name: str) -> pd.DataFrame:
-        return facts.get(name, pd.DataFrame(columns=["participant_id"]))
+def _level(r) -> str:
+    """A CAR level, a result below the limit said in words, never as 0."""
+    if _below(r):
+        return "below the limit" + (f" (LLOQ {r.lloq:g})" if r.lloq is not None else " (not detected)")
+    return number(r.value)
 
-    milestones = pd.DataFrame([{
-        "infused": bool(person.infused), "lymphodepletion start (study day)": person.ld_start_day,
-        "HSCT (study day)": person.hsct_day, "next therapy (study day)": person.next_therapy_day,
-        "death (study day)": person.death_day, "cause of death": person.death_cause,
-        "last follow-up (study day)": person.last_day}])
-    treatments = rows("treatments")
-    dosing = rows("dosing")
-    mrd = rows("mrd")
-    eligibility = rows("eligibility")
+
+def render_profile(pid: str, person, facts: dict[str, list]) -> str:
+    """One participant's page (`person`: the participant's row of QUERIES["participants"])."""
+    def rows(name: str) -> list:
+        return facts.get(name, [])
+
     sections = [
-        ("course", "Course", table(milestones) + timeline(facts, person)),
-        ("eligibility", "Eligibility",
-         table(pd.DataFrame({"criterion": eligibility.get("criterion", pd.Series()).map(coded),
-                             "result": eligibility.get("result", pd.Series()).map(coded),
-                             "detail": eligibility.get("detail", pd.Series())}), "Not assessed yet.")),
-        ("treatment", "Treatment and lymphodepletion dosing",
-         table(pd.DataFrame({"study day": treatments.get("study_day", pd.Series()),
-                             "agent": treatments.get("agent", pd.Series()).map(words),
-                             "dose (mg)": treatments.get("dose_mg", pd.Series()),
-                             "CAR cells per kg": treatments.get("car_cells_per_kg", pd.Series())}),
-               "No treatment recorded.")
-         + "<h3>Dosing checks</h3>"
-         + table(pd.DataFrame({"study day": dosing.get("study_day", pd.Series()),
-                               "agent": dosing.get("agent", pd.Series()),
-                               "dose (mg)": dosing.get("dose_mg", pd.Series()),
-                               "expected (mg)": dosing.get("expected_mg", pd.Series()),
-                               "deviation": dosing.get("deviation_pct", pd.Series()).map(lambda v: percent(v, 1)),
-                               "check": dosing.get("flag", pd.Series()).map(coded)}), "No dose to check.")),
-        ("mrd", "MRD",
-         table(pd.DataFrame({"study day": mrd.get("study_day", pd.Series()),
-                             "specimen": mrd.get("specimen", pd.Series()).map(
-                                 {"BM": "bone marrow", "PB": "blood (not used for decisions)"}),
-                             "MRD": mrd.get("mrd_status", pd.Series()).map(coded),
-                             "leukemic cells": mrd.get("mrd_fraction", pd.Series()).map(
-                                 lambda v: percent(100 * v, 4)),
-                             "events (leukemic of total)": [
-                                 f"{e:,.0f} of {n:,.0f}" if pd.notna(e) and pd.notna(n) else ""
-                                 for e, n in zip(mrd.get("events_leukemic", []), mrd.get("events_total", []))]}),
-               "No MRD sample.")),
-        ("car", "CAR T-cell levels", table(_levels(rows("car")) if len(rows("car")) else pd.DataFrame(),
-                                           "No CAR level measured.")),
+        ("course", "Course", grid(
+            ["infused", "lymphodepletion start (study day)", "HSCT (study day)", "next therapy (study day)",
+             "death (study day)", "cause of death", "last follow-up (study day)"],
+            [(bool(person.infused), person.ld_start_day, person.hsct_day, person.next_therapy_day,
+              person.death_day, person.death_cause, person.last_day)]) + timeline(facts, person)),
+        ("eligibility", "Eligibility", grid(
+            ["criterion", "result", "detail"],
+            [(coded(r.criterion), coded(r.result), r.detail) for r in rows("eligibility")], "Not assessed yet.")),
+        ("treatment", "Treatment and lymphodepletion dosing", grid(
+            ["study day", "agent", "dose (mg)", "CAR cells per kg"],
+            [(r.study_day, words(r.agent), r.dose_mg, r.car_cells_per_kg) for r in rows("treatments")],
+            "No treatment recorded.")
+         + "<h3>Dosing checks</h3>" + grid(
+            ["study day", "agent", "dose (mg)", "expected (mg)", "deviation", "check"],
+            [(r.study_day, r.agent, r.dose_mg, r.expected_mg, percent(r.deviation_pct, 1), coded(r.flag))
+             for r in rows("dosing")], "No dose to check.")),
+        ("mrd", "MRD", grid(
+            ["study day", "specimen", "MRD", "leukemic cells", "events (leukemic of total)"],
+            [(r.study_day, SPECIMENS.get(r.specimen, r.specimen), coded(r.mrd_status),
+              "" if r.mrd_fraction is None else percent(100 * r.mrd_fraction, 4),
+              "" if r.events_total is None else f"{number(r.events_leukemic or 0)} of {number(r.events_total)}")
+             for r in rows("mrd")], "No MRD sample.")),
+        ("car", "CAR T-cell levels", grid(
+            ["study day", "product", "measure", "level", "unit"],
+            [(r.study_day, coded(r.target), coded(r.assay), _level(r), unit(r.unit)) for r in rows("car")],
+            "No CAR level measured.")),
         ("toxicity", "CRS, ICANS, lab grades and adverse events",
-         "<h3>CRS and ICANS days (grade ≥ 1, ASTCT)</h3>"
-         + table(pd.concat([pd.DataFrame({"study day": rows(n).get("study_day", pd.Series()),
-                                          "syndrome": label, "grade": rows(n).get("grade", pd.Series())})
-                            for n, label in (("crs", "CRS"), ("icans", "ICANS"))]).query("grade >= 1")
-                 .sort_values(["study day", "syndrome"]), "No CRS or ICANS.")
-         + "<h3>Lab grades (CTCAE, from the lab results; worst per term)</h3>"
-         + table(pd.DataFrame({"term": rows("labs").get("toxicity", pd.Series()),
-                               "worst grade": rows("labs").get("max_grade", pd.Series()),
-                               "first study day with grade ≥ 1": rows("labs").get("onset_day", pd.Series())}),
-                 "No lab grade ≥ 1.")
-         + "<h3>Adverse events (investigator)</h3>"
-         + table(pd.DataFrame({"term": rows("aes").get("ae_term", pd.Series()),
-                               "grade": rows("aes").get("ae_grade", pd.Series()),
-                               "onset (study day)": rows("aes").get("onset_day", pd.Series()),
-                               "resolved (study day)": rows("aes").get("resolution_day", pd.Series()),
-                               "serious": rows("aes").get("serious", pd.Series()),
-                               "related": rows("aes").get("related", pd.Series())}), "None reported.")),
+         "<h3>CRS and ICANS days (grade ≥ 1, ASTCT)</h3>" + grid(
+             ["study day", "syndrome", "grade"],
+             sorted([(r.study_day, label, r.grade) for name, label in (("crs", "CRS"), ("icans", "ICANS"))
+                     for r in rows(name) if r.grade is not None and r.grade >= 1],
+                    key=lambda row: (row[0] is None, row[0] or 0, row[1])), "No CRS or ICANS.")
+         + "<h3>Lab grades (CTCAE, from the lab results; worst per term)</h3>" + grid(
+             ["term", "worst grade", "first study day with grade ≥ 1"],
+             [(r.toxicity, r.max_grade, r.onset_day) for r in rows("labs")], "No lab grade ≥ 1.")
+         + "<h3>Adverse events (investigator)</h3>" + grid(
+             ["term", "grade", "onset (study day)", "resolved (study day)", "serious", "related"],
+             [(r.ae_term, r.ae_grade, r.onset_day, r.resolution_day, r.serious, r.related) for r in rows("aes")],
+             "None reported.")),
     ]
     nav = " ".join(f"<a href='#{key}'>{html.escape(title)}</a>" for key, title, _ in sections)
     body = "".join(f"<section id='{key}'><h2>{html.escape(title)}</h2>{content}</section>"
@@ -277,18 +263,16 @@ def render_profile(pid: str, person: pd.Series, facts: dict[str, pd.DataFrame]) 
 
 def write_profiles(con: duckdb.DuckDBPyConnection, out_dir: Path) -> Path:
     """Every enrolled participant's page into out_dir/profiles/, replacing the previous set whole (a
-    participant no longer enrolled leaves no stale page): written into a hidden folder, then swapped in."""
+    participant no longer enrolled leaves no stale page): written into a hidden folder, then swapped in.
+    The pages can always be written again from the warehouse (`car22 report`)."""
     split = _by_participant(con)
-    people = con.sql(QUERIES["participants"]).df()
     target = out_dir / FOLDER
     building = out_dir / f".{FOLDER}.partial"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    for person in people.itertuples(index=False):
-        pid = person.participant_id
+    for pid, (person,) in split["participants"].items():
         facts = {name: rows[pid] for name, rows in split.items() if pid in rows}
-        text = render_profile(pid, pd.Series(person._asdict()), facts)
-        (building / link(pid).split("/", 1)[1]).write_text(text, encoding="utf-8")
+        (building / link(pid).split("/", 1)[1]).write_text(render_profile(pid, person, facts), encoding="utf-8")
     previous = out_dir / f".{FOLDER}.previous"
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():

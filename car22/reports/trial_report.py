@@ -199,7 +199,7 @@ def km_plot(con: duckdb.DuckDBPyConnection) -> tuple[str, pd.DataFrame]:
     rfs = con.sql("SELECT time_days, event FROM mart.rfs WHERE analysis = 'primary'").df()
     at_risk = pd.DataFrame({"day": list(RISK_DAYS),
                             "at risk": [int((rfs.time_days >= d).sum()) for d in RISK_DAYS]})
-    if curve.empty:
+    if curve.empty or rfs.empty:
         return _empty("No participant infused yet: the curve starts with the first infusion."), at_risk
     figure, axis = plt.subplots(figsize=(9, 4.5))
     axis.step(curve.time_days, curve.survival, where="post", color="#1565c0", linewidth=2, label="RFS")
