@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     flags = _flags()
     # The top level's own copy of the common flags: parents share their actions, and its default must not
     # become the subcommands' (which would overwrite a `-q` given before the subcommand).
-    parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0], parents=[_flags()["common"]],
+    parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0],
+                                     parents=[_flags()["common"]],
                                      epilog="Exit codes: 0 success, 1 run failed, 2 usage error.")
     parser.set_defaults(quiet=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Command)

@@ -295,7 +295,8 @@ QPCR = Source(
     derive=_derive_qpcr,
     derived_notes={"copies_per_ug": "Transgene copies/ug gDNA as a number; NULL when below the limit or not numeric.",
                    "below_lloq": "TRUE for BLQ, ND or <LLOQ (derivations §1.2).",
-                   "result_kind": "VALUE | CENSORED | BELOW_LLOQ | NO_RESULT: how the result was read (derivations §1.2)."},
+                   "result_kind": "VALUE | CENSORED | BELOW_LLOQ | NO_RESULT: how the result was read "
+                                  "(derivations §1.2)."},
 )
 
 # --- D. EDC (REDCap raw exports) ------------------------------------------------------------------------

@@ -36,6 +36,6 @@ def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int, report_uri: st
     else:
         lines.append("None: every row of every new file met every expectation.")
     lines += ["", "## New clinical events tonight", ""]
-    lines += [f"- {line}" for line in format_tonight(
-        summary.new_events, table=f"[{CYTOPENIA_TABLE}]({report_uri}#cytopenias)" if report_uri else CYTOPENIA_TABLE)] or ["None."]
+    table = f"[{CYTOPENIA_TABLE}]({report_uri}#cytopenias)" if report_uri else CYTOPENIA_TABLE
+    lines += [f"- {line}" for line in format_tonight(summary.new_events, table=table)] or ["None."]
     return "\n".join(lines) + "\n"

@@ -109,7 +109,8 @@ def _nice_step(span: float) -> int:
 def _marks(facts: dict[str, list]) -> list[tuple[str, list[tuple[float, float | None, str, str]]]]:
     """(lane label, [(day, end day or None for a point, colour, tooltip)]) for the timeline."""
     treatment = [(r.study_day, None, "#2166ac" if r.agent == "cd22_car" else "#92c5de",
-                  f"day {_day(r.study_day)}: {words(r.agent)}" + (f" {r.dose_mg:g} mg" if r.dose_mg is not None else ""))
+                  f"day {_day(r.study_day)}: {words(r.agent)}"
+                  + (f" {r.dose_mg:g} mg" if r.dose_mg is not None else ""))
                  for r in facts.get("treatments", []) if r.study_day is not None]
     mrd = [(r.study_day, None, MRD_COLOURS.get(r.mrd_status, "#636363"),
             f"day {_day(r.study_day)}: marrow MRD {words(r.mrd_status)} ({r.mrd_status})")
@@ -120,7 +121,8 @@ def _marks(facts: dict[str, list]) -> list[tuple[str, list[tuple[float, float | 
     lanes = [("treatment", treatment), ("marrow MRD", mrd), ("CD22 CAR (qPCR)", car)]
     for name, label in (("crs", "CRS"), ("icans", "ICANS")):
         lanes.append((f"{label} (grade ≥ 1)", [
-            (r.study_day, r.study_day + 1, GRADE_COLOURS[min(r.grade, 5)], f"day {_day(r.study_day)}: {label} grade {r.grade}")
+            (r.study_day, r.study_day + 1, GRADE_COLOURS[min(r.grade, 5)],
+             f"day {_day(r.study_day)}: {label} grade {r.grade}")
             for r in facts.get(name, []) if r.grade is not None and r.grade >= 1 and r.study_day is not None]))
     lanes.append(("lab grade ≥ 3", [
         (r.study_day, r.study_day + 1, GRADE_COLOURS[min(r.grade, 5)],
@@ -185,7 +187,8 @@ def timeline(facts: dict[str, list], person) -> str:
                      f"stroke-dasharray='4 3'><title>day {_day(day)}: {label}</title></line>")
     if person.last_day is not None:
         parts.append(f"<line x1='{x(person.last_day):.1f}' x2='{x(person.last_day):.1f}' y1='{TOP}' "
-                     f"y2='{bottom}' stroke='#969696'><title>day {_day(person.last_day)}: last follow-up</title></line>")
+                     f"y2='{bottom}' stroke='#969696'><title>day {_day(person.last_day)}: last follow-up</title>"
+                     f"</line>")
     parts.append("</svg>")
     legend = ("<p class='meta'>Hover a mark for what it is. Grades: "
               + " ".join(f"<span style='background:{c};padding:0 .5em'>&#8203;</span> {g}"

@@ -61,7 +61,8 @@ def test_prose_turns_codes_into_words():
     ("qpcr", [0, 400], [50, 50], 50.0, "LLOQ 50 copies/µg: BLQ results drawn on it"),
     ("qpcr", [0, 400, 0], [50, 100, 20], 50.0, "LLOQ 50 copies/µg (median of the samples): BLQ results drawn on it"),
     ("qpcr", [0, 3.2], [None, None], 0.1, "below the limit: drawn on this line, not a level"),
-    ("flow_abs", [0, 0.05, 12], [None, None, None], 0.001, "not detected (0 cells/µL): drawn on this line, not a level"),
+    ("flow_abs", [0, 0.05, 12], [None, None, None], 0.001,
+     "not detected (0 cells/µL): drawn on this line, not a level"),
     ("flow_abs", [0, 0], [None, None], 1.0, "not detected (0 cells/µL): drawn on this line, not a level"),
 ])
 def test_results_below_the_limit_go_on_a_drawn_line(assay, values, lloq, line, label):
