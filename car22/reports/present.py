@@ -105,6 +105,9 @@ def moment(value: object) -> str:
 
 
 def cell(value: object) -> str:
+    """One table cell as HTML (plain text, the commonest, first: thousands of profile pages)."""
+    if type(value) is str:
+        return html.escape(value)
     if isinstance(value, Html):
         return value
     if isinstance(value, (list, tuple, np.ndarray)):
