@@ -157,12 +157,12 @@ def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
         return _empty("No CD22 CAR level measured after infusion yet.")
     shown, infused = _latest_infused(con, EXPANSION_CURVES)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, (assay, title, unit) in zip(axes, (("flow_abs", "Flow cytometry", "CAR22+ T cells per µL blood"),
+    for axis, (assay, title, measured) in zip(axes, (("flow_abs", "Flow cytometry", "CAR22+ T cells per µL blood"),
                                                  ("qpcr", "qPCR", "CD22 CAR transgene copies per µg gDNA"))):
         rows = levels[levels.assay == assay]
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("study day (days since infusion)")
-        axis.set_ylabel(unit)
+        axis.set_ylabel(measured)
         if rows.empty:
             axis.text(0.5, 0.5, "no samples yet", ha="center", va="center", transform=axis.transAxes)
             axis.set_xticks([])
