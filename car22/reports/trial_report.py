@@ -2,7 +2,8 @@
 
 Everything it shows comes from tables (design.md). It works offline: the plots are inline SVG (matplotlib),
 the style is inline, there is no script and no external request. No date of birth, name or other identifying
-field is read; participants appear by their pseudonymous trial ID and time by study day.
+field is read; participants appear by their pseudonymous trial ID and time by study day. Each participant ID
+(swimmer lanes, flag tables) links to the participant's profile page (car22.reports.profiles), written with it.
 """
 from __future__ import annotations
 
