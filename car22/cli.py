@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -25,21 +26,50 @@ QUIET_PREFECT = {
 
 
 def _paths(args: argparse.Namespace):
+    """The folders from the flags a subcommand has, the rest from CAR22_* variables and the data folder."""
     from car22.night.paths import Paths
 
-    return Paths.resolve(args.data_dir, inbox=args.inbox, warehouse=args.warehouse, archive=args.archive,
-                         reports=args.reports, work=args.work_dir)
+    flag = {"inbox": "inbox", "warehouse": "warehouse", "archive": "archive", "reports": "reports",
+            "work": "work_dir"}
+    return Paths.resolve(getattr(args, "data_dir", None),
+                         **{name: getattr(args, attribute, None) for name, attribute in flag.items()})
 
 
-def _add_path_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="root of the default folders (env CAR22_DATA_DIR; ./data)")
-    parser.add_argument("--inbox", type=Path, help="folder of new exports (env CAR22_INBOX; DATA/inbox)")
-    parser.add_argument("--warehouse", type=Path,
-                        help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
-    parser.add_argument("--archive", type=Path, help="byte-for-byte copies of every file (env CAR22_ARCHIVE)")
-    parser.add_argument("--reports", type=Path, help="Data Docs and trial report (env CAR22_REPORTS)")
-    parser.add_argument("--work-dir", type=Path, help="the writer's private folder (env CAR22_WORK)")
-    parser.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
+def _version() -> str:
+    try:
+        return version("car22")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: an unknown flag is reported with this subcommand's usage, not the top level's."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def _flags() -> dict[str, argparse.ArgumentParser]:
+    """Flags shared by several subcommands, as parent parsers: a subcommand lists the groups it uses.
+    `-q` and `--version` are accepted before and after the subcommand (SUPPRESS: the subcommand's default
+    does not overwrite a `-q` given before it)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+    common.add_argument("--version", action="version", version=f"car22 {_version()}")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-dir", type=Path, help="root of the default folders (env CAR22_DATA_DIR; ./data)")
+    data.add_argument("--warehouse", type=Path,
+                      help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
+    night = argparse.ArgumentParser(add_help=False)
+    night.add_argument("--inbox", type=Path, help="folder of new exports (env CAR22_INBOX; DATA/inbox)")
+    night.add_argument("--archive", type=Path, help="byte-for-byte copies of every file (env CAR22_ARCHIVE)")
+    night.add_argument("--reports", type=Path, help="Data Docs and trial report (env CAR22_REPORTS)")
+    night.add_argument("--work-dir", type=Path, help="the writer's private folder (env CAR22_WORK)")
+    night.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
+    return {"common": common, "data": data, "night": night}
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -147,40 +177,46 @@ def cmd_submission(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; each subcommand is one block naming its shared flag groups (`_flags`)."""
+    flags = _flags()
+    # The top level's own copy of the common flags: parents share their actions, and its default must not
+    # become the subcommands' (which would overwrite a `-q` given before the subcommand).
     parser = argparse.ArgumentParser(prog="car22", description=__doc__.split("\n")[0],
+                                     parents=[_flags()["common"]],
                                      epilog="Exit codes: 0 success, 1 run failed, 2 usage error.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.set_defaults(quiet=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Command)
 
-    ingest = commands.add_parser("ingest", help="run the nightly flow once over the inbox",
+    ingest = commands.add_parser("ingest", parents=[flags["common"], flags["data"], flags["night"]],
+                                 help="run the nightly flow once over the inbox",
                                  description="Run the nightly flow once: every new file of the inbox is "
                                              "archived, validated and loaded; the trial tables are derived and "
                                              "the warehouse is published. Exits 0 when the run completed, even "
                                              "if files were quarantined; 1 when the run itself failed.")
-    _add_path_flags(ingest)
     ingest.set_defaults(handler=cmd_ingest)
 
-    rebuild = commands.add_parser("report", help="rebuild the trial summary page from a published warehouse",
-                                  description="Rebuild the monitors' trial summary (static HTML, works offline) "
-                                              "from a published warehouse, without ingesting anything.")
-    _add_path_flags(rebuild)
-    rebuild.add_argument("--out", type=Path, help="folder for trial_report.html (default: the reports folder)")
+    rebuild = commands.add_parser("report", parents=[flags["common"], flags["data"]],
+                                  help="rebuild the trial summary page from a published warehouse",
+                                  description="Rebuild the monitors' trial summary and the participant pages "
+                                              "(static HTML, works offline) from a published warehouse, "
+                                              "without ingesting anything.")
+    rebuild.add_argument("--out", type=Path,
+                         help="folder for trial_report.html (env CAR22_REPORTS; DATA/reports)")
     rebuild.set_defaults(handler=cmd_report)
 
     package = commands.add_parser(
-        "submission", help="write the CDISC submission package (SDTM, ADaM, define.xml) from a published warehouse",
+        "submission", parents=[flags["common"], flags["data"]],
+        help="write the CDISC submission package (SDTM, ADaM, define.xml) from a published warehouse",
         description="Write the CDISC package from a published warehouse: sdtm/ and adam/ with one SAS transport "
                     "v5 file (.xpt) and one Dataset-JSON v1.1 file (.json) per dataset and a define.xml each, and "
                     "manifest.json. The package is replaced as a whole. Exits 0 when written, 1 when it could not "
                     "be written (the previous package stays), 2 on a usage error.")
-    package.add_argument("--data-dir", type=Path, help="root of the default folders (env CAR22_DATA_DIR; ./data)")
-    package.add_argument("--warehouse", type=Path,
-                         help="published read-only DuckDB file (env CAR22_WAREHOUSE; DATA/warehouse.duckdb)")
     package.add_argument("--out", type=Path, help="package folder (default: submission/ beside the warehouse)")
     package.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
     package.set_defaults(handler=cmd_submission)
 
-    demo = commands.add_parser("demo-data", help="write a realistic, deterministic set of demo exports",
+    demo = commands.add_parser("demo-data", parents=[flags["common"]],
+                               help="write a realistic, deterministic set of demo exports",
                                description="Write realistic demo exports (with deliberate defects) for a "
                                            "cohort of N participants; the same seed gives the same bytes.")
     demo.add_argument("--out", type=Path, default=Path(os.environ.get("CAR22_INBOX") or "data/inbox"),

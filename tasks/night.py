@@ -85,7 +85,8 @@ def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
     """The run's summary, file table and Data Docs link, under stable keys: the UI shows them night by night.
     Rendered from the published warehouse, like everything a monitor reads."""
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        create_markdown_artifact(key="car22-run-summary", markdown=artifacts.markdown_summary(con, run_id),
+        create_markdown_artifact(key="car22-run-summary", markdown=artifacts.markdown_summary(
+            con, run_id, (paths.reports / trial_report.REPORT_NAME).resolve().as_uri()),
                                  description=f"car22 run {run_id}")
         create_table_artifact(key="car22-files", table=artifacts.files_table(con, run_id),
                               description=f"Files of car22 run {run_id}")

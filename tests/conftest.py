@@ -23,7 +23,8 @@ def run(paths):
 def prefect():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):  # 30 s by default: too short on a loaded machine
+    # a shared, busy machine may need more than the default 30 s to start the temporary server
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 

@@ -44,6 +44,8 @@ class Source:
     # Columns computed from the typed ones: name -> SQL type.
     derived: Mapping[str, str] = field(default_factory=dict)
     derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    # What each derived column holds, for its COMMENT ON (the fields' comments are generated from them).
+    derived_notes: Mapping[str, str] = field(default_factory=dict)
     # Reason to skip a row that is not a participant's record (flow controls, summaries), or NA.
     skip_reason: Callable[[pd.DataFrame], pd.Series] | None = None
     # Identifying columns dropped as the file is read (trial.md: the date of birth never reaches the warehouse).
@@ -168,6 +170,17 @@ LABS = Source(
         "result_kind": "VARCHAR", "ref_low": "DOUBLE", "ref_high": "DOUBLE", "unit_known": "BOOLEAN",
     },
     derive=_derive_labs,
+    derived_notes={
+        "value": "Numeric result in the canonical unit (derivations §1.1-1.2); the limit of a censored result; "
+                 "NULL below the LLOQ or without a result.",
+        "unit": "Canonical unit of value and the reference limits (derivations §1.1); NULL when unknown.",
+        "comparator": "< or > for a censored result (e.g. <0.5), else NULL.",
+        "below_lloq": "TRUE for BLQ, ND, Not detected or <LLOQ (derivations §1.2).",
+        "result_kind": "VALUE | CENSORED | BELOW_LLOQ | NO_RESULT: how RESULT was read (derivations §1.2).",
+        "ref_low": "Lower reference limit in the canonical unit.",
+        "ref_high": "Upper reference limit in the canonical unit.",
+        "unit_known": "FALSE when a numeric result came with a unit that could not be converted.",
+    },
     # exports.md "Versions": later RESULTED_AT wins, a tie goes to C over F over P, then the later export.
     version_order=("resulted_at", "CASE status WHEN 'C' THEN 3 WHEN 'F' THEN 2 WHEN 'P' THEN 1 ELSE 0 END",
                    "export_time"),
@@ -243,6 +256,8 @@ FLOW_CAR = Source(
     identity=("sample_id",),
     derived={"cd3_abs": "DOUBLE", "cd19b_abs": "DOUBLE"},
     derive=_derive_flow_car,
+    derived_notes={"cd3_abs": "CD3+ count in 10^9/L (CD3_ABS cells/uL x 0.001).",
+                   "cd19b_abs": "CD19+ B-cell count in 10^9/L (CD19B_ABS cells/uL x 0.001)."},
     skip_reason=_flow_skip_reason,
 )
 
@@ -278,6 +293,10 @@ QPCR = Source(
     identity=("sample_id", "target"),
     derived={"copies_per_ug": "DOUBLE", "below_lloq": "BOOLEAN", "result_kind": "VARCHAR"},
     derive=_derive_qpcr,
+    derived_notes={"copies_per_ug": "Transgene copies/ug gDNA as a number; NULL when below the limit or not numeric.",
+                   "below_lloq": "TRUE for BLQ, ND or <LLOQ (derivations §1.2).",
+                   "result_kind": "VALUE | CENSORED | BELOW_LLOQ | NO_RESULT: how the result was read "
+                                  "(derivations §1.2)."},
 )
 
 # --- D. EDC (REDCap raw exports) ------------------------------------------------------------------------
@@ -318,7 +337,9 @@ EDC_ENROLLMENT = _redcap("enrollment", (
     Field("cd19_infusion_date", "cd19_infusion_date", "date"),
     Field("hsct_eligible", "hsct_eligible", "bool"),
 ), repeating=False, identifying=("dob",), derive=_derive_enrollment,
-    derived={"age_at_consent_days": "INTEGER", "age_at_consent_years": "DOUBLE"})
+    derived={"age_at_consent_days": "INTEGER", "age_at_consent_years": "DOUBLE"},
+    derived_notes={"age_at_consent_days": "consent_date - date of birth, in days (the date of birth is dropped).",
+                   "age_at_consent_years": "age_at_consent_days / 365.25."})
 
 EDC_ELIGIBILITY = _redcap("eligibility", (
     Field("lvef_pct", "lvef_pct", "float"),

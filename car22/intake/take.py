@@ -12,7 +12,7 @@ from pathlib import Path
 
 from car22.intake.reading import export_time
 from car22.night import faults
-from car22.night.paths import PENDING, Paths
+from car22.night.paths import PENDING, PRIVATE_FILE, Paths
 from car22.night.storage import move_whole
 
 
@@ -44,7 +44,7 @@ def take_inbox(paths: Paths) -> list[Path]:
         target = pending / path.name
         if target.exists():  # a file of the same name is still pending: keep both, the later one renamed
             target = pending / f"{path.stem}.{sha256_of(path.read_bytes())[:8]}{path.suffix}"
-        move_whole(path, target)
+        move_whole(path, target, mode=PRIVATE_FILE)
         faults.checkpoint("taken from the inbox")
     return inbox_files(pending)
 

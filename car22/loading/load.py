@@ -24,14 +24,21 @@ from car22.intake.reading import (
     read_export,
     records_json,
 )
-from car22.intake.sources import SOURCES, Source, type_frame
+from car22.intake.sources import SOURCES, SQL_TYPES, Source, type_frame
 from car22.intake.take import sha256_of
 from car22.night import faults, timing
+from car22.night.paths import PRIVATE_FILE, private_folder
 from car22.night.storage import write_whole
 from car22.sql import SQL_DIR, column_names, run_sql_file
 
 STAGING_META = {"file_id": "VARCHAR", "row_number": "INTEGER", "export_time": "TIMESTAMP",
                 "content_hash": "VARCHAR"}
+META_COMMENTS = {
+    "file_id": "File (ops.files) the row came from.",
+    "row_number": "Line number of the row in its file (the header is line 1), as in ops.rejected_rows.",
+    "export_time": "Export time from the file name (exports.md); orders versions.",
+    "content_hash": "MD5 of the typed fields: the same hash is the same version of the record.",
+}
 
 
 class Validating(TypingProtocol):
@@ -79,6 +86,33 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON TABLE {source.staging_table} IS "
                     f"'{source.name} rows typed and in canonical units, one row per record version per file "
                     f"(history; never rewritten). Identity: {', '.join(source.identity)}.'")
+        comment_columns(con, column_comments(source))
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, comments: list[tuple[str, str, str]]) -> None:
+    """COMMENT ON each (table, column, text), in one round trip."""
+    con.execute(";".join(f"COMMENT ON COLUMN {table}.{quote(column)} IS '{text.replace(chr(39), chr(39) * 2)}'"
+                         for table, column, text in comments))
+
+
+def column_comments(source: Source) -> list[tuple[str, str, str]]:
+    """(table, column, comment) for every raw and staging column, generated from the source's description
+    (car22.intake.sources), so that a new field is commented as it is added."""
+    comments = [(source.raw_table, c, META_COMMENTS[c]) for c in ("file_id", "row_number")]
+    comments += [(source.raw_table, raw, f"Column {raw!r} of the {source.prefix} export, as read (text)"
+                  + (", optional in the header." if raw in source.optional_raw else "."))
+                 for raw in source.all_raw_columns if raw not in source.identifying]
+    comments += [(source.staging_table, c, text) for c, text in META_COMMENTS.items()]
+    for f in source.fields:
+        if f.raw in source.identifying:
+            continue
+        codes = f"; codes {', '.join(f'{k} = {v}' for k, v in f.codes.items())}" if f.codes else ""
+        role = "; part of the record identity" if f.name in source.identity else ""
+        comments.append((source.staging_table, f.name, f"{f.raw!r} typed as {SQL_TYPES[f.kind]}"
+                         f"{' (required)' if f.required else ''}{codes}{role}."))
+    comments += [(source.staging_table, name, source.derived_notes[name])
+                 for name in source.derived]
+    return comments
 
 
 def assign_file_id(con: duckdb.DuckDBPyConnection, sha: str) -> tuple[str, str | None]:
@@ -92,10 +126,10 @@ def assign_file_id(con: duckdb.DuckDBPyConnection, sha: str) -> tuple[str, str |
 
 
 def archive(data: bytes, archive_dir: Path, received_at: datetime, file_id: str, file_name: str) -> Path:
-    """Keep the original bytes: written to a temporary name, flushed to disk, then renamed into place."""
-    folder = archive_dir / received_at.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_whole(folder / f"{file_id}__{file_name}", data)
+    """Keep the original bytes: written to a temporary name, flushed to disk, then renamed into place;
+    owner-only, as the EDC originals carry dates of birth (README "Who may read what")."""
+    folder = private_folder(archive_dir / received_at.strftime("%Y-%m-%d"))
+    return write_whole(folder / f"{file_id}__{file_name}", data, mode=PRIVATE_FILE)
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, *, file_id: str, file_name: str, sha: str, size: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from car22.intake.sources import EDC_ENROLLMENT, SOURCES, Source
-from car22.loading.load import quote
+from car22.loading.load import column_comments, comment_columns, quote
 from car22.night import faults
 from car22.sql import run_sql_file
 
@@ -74,9 +74,15 @@ def build_current_versions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _comment_current(con: duckdb.DuckDBPyConnection, source: Source) -> None:
-    con.execute(f"COMMENT ON TABLE staging.{source.name}_current IS 'Current version of each {source.name} "
+    current = f"staging.{source.name}_current"
+    con.execute(f"COMMENT ON TABLE {current} IS 'Current version of each {source.name} "
                 f"record (recomputed from staging.{source.name} for the records each run touched); deleted = "
                 f"missing from the newest EDC snapshot.'")
+    comment_columns(con, [(current, column, text) for table, column, text in column_comments(source)
+                          if table == source.staging_table] + [
+        (current, "version", "Versions of the record along the version order up to this one (1 = the earliest "
+                             "content; a repeat of identical content is not a new version)."),
+        (current, "deleted", "TRUE when the record is missing from the newest EDC snapshot of its instrument.")])
 
 
 def update_current_versions(con: duckdb.DuckDBPyConnection, run_id: int) -> None:

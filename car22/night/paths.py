@@ -8,9 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WORK_DB = "warehouse.duckdb"
-
-
 PENDING = "pending"
+# The archive keeps the EDC originals, dates of birth included, and the work folder holds them pending and
+# the unpublished copy: owner-only (README "Who may read what"). Reports and the warehouse are for readers.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_folder(folder: Path) -> Path:
+    """Create `folder` (and missing parents) owner-only; tighten it if an earlier version left it open."""
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o777 != PRIVATE_DIR:
+        folder.chmod(PRIVATE_DIR)
+    return folder
 
 
 class InboxUnusable(OSError):
@@ -57,11 +66,16 @@ class Paths:
                 f"point CAR22_INBOX / CAR22_DATA_DIR (or the flags) at the right folder") from None
 
     def create(self) -> None:
-        """Check the inbox, create the other folders, or say which one cannot be used and why."""
+        """Check the inbox, create the other folders, or say which one cannot be used and why. The archive,
+        the work folder and its pending folder are owner-only (PRIVATE_DIR)."""
         self.check_inbox()
+        private = (self.archive, self.work, self.work / PENDING)
         for folder in (self.archive, self.reports, self.work, self.work / PENDING, self.warehouse.parent):
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                if folder in private:
+                    private_folder(folder)
+                else:
+                    folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise OSError(f"cannot use folder {folder}: {error.strerror} (is it a file, read-only, or the disk "
                               f"full?): fix it or point CAR22_* / the flags elsewhere, then run again") from None

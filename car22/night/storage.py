@@ -9,31 +9,43 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_whole(path: Path, data: bytes) -> Path:
-    """Write under a temporary name, flush to disk, rename into place; on failure remove the temporary."""
-    _into_place(path, path.with_name(path.name + ".partial"), lambda handle: handle.write(data))
+def write_whole(path: Path, data: bytes, mode: int | None = None) -> Path:
+    """Write under a temporary name, flush to disk, rename into place; on failure remove the temporary.
+    `mode` (e.g. owner-only 0o600 for the archive) is set before a byte is written; else the umask's."""
+    _into_place(path, path.with_name(path.name + ".partial"), lambda handle: handle.write(data), mode)
     return path
 
 
-def move_whole(source: Path, target: Path) -> None:
+def move_whole(source: Path, target: Path, mode: int | None = None) -> None:
     """Move a file so that `target` is either absent or complete: a rename on one file system; across file
     systems a copy under a hidden temporary name, flushed, renamed into place, and only then the source
-    removed (a disk that fills mid-copy leaves the source untouched and no partial target)."""
+    removed (a disk that fills mid-copy leaves the source untouched and no partial target). With `mode`,
+    the moved file gets it (a file another account dropped into the inbox keeps its owner's mode: the
+    owner-only folder it moves into still keeps it private)."""
     try:
         os.rename(source, target)
-        return
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
+    else:
+        if mode is not None:
+            try:
+                os.chmod(target, mode)
+            except PermissionError:
+                pass
+        return
     with open(source, "rb") as reading:
         _into_place(target, target.with_name(f".{target.name}.partial"),
-                    lambda handle: shutil.copyfileobj(reading, handle, 1 << 20))
+                    lambda handle: shutil.copyfileobj(reading, handle, 1 << 20), mode)
     source.unlink()
 
 
-def _into_place(target: Path, partial: Path, fill: Callable[[BinaryIO], object]) -> None:
+def _into_place(target: Path, partial: Path, fill: Callable[[BinaryIO], object], mode: int | None = None) -> None:
     try:
-        with open(partial, "wb") as handle:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        if mode is not None:
+            os.fchmod(descriptor, mode)  # also when a stale temporary of another mode was there
+        with open(descriptor, "wb") as handle:
             fill(handle)
             handle.flush()
             os.fsync(handle.fileno())

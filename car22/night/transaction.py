@@ -18,7 +18,7 @@ from car22.config import Protocol
 from car22.intake.take import sha256_of
 from car22.loading.load import ensure_schema
 from car22.night import faults
-from car22.night.paths import WORK_DB, Paths
+from car22.night.paths import PRIVATE_FILE, WORK_DB, Paths
 from car22.night.storage import move_whole
 
 
@@ -47,6 +47,7 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
     # spills to the work folder beyond it (README "Paths and settings").
     con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or "2GB"})
     try:
+        os.chmod(work_db, PRIVATE_FILE)  # the unpublished copy is the writer's alone until it is published
         ensure_schema(con)
     except BaseException:  # e.g. a full disk: close, so that a later run does not reuse this cached instance
         con.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import duckdb
 
+from car22.reports.clinical_events import CYTOPENIA_TABLE, format_tonight
 from car22.reports.run_summary import format_summary, run_summary
 
 
@@ -22,8 +23,9 @@ def failures_by_expectation(con: duckdb.DuckDBPyConnection, run_id: int) -> list
         GROUP BY ALL ORDER BY severity, rows DESC, suite, expectation""", [run_id]).fetchall()
 
 
-def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
-    """The run in markdown: files and rows, failed expectations, what changed clinically tonight."""
+def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int, report_uri: str | None = None) -> str:
+    """The run in markdown: files and rows, failed expectations, what changed clinically tonight (the expected
+    cytopenias linked to their table in the trial report at `report_uri`)."""
     summary = run_summary(con, run_id)
     lines = [f"# car22 run {run_id}", "", "```", format_summary(summary), "```", "",
              "## Failed expectations", ""]
@@ -34,6 +36,6 @@ def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
     else:
         lines.append("None: every row of every new file met every expectation.")
     lines += ["", "## New clinical events tonight", ""]
-    lines += [f"- **{kind}** {participant}: {detail}"
-              for kind, participant, detail in summary.new_events] or ["None."]
+    table = f"[{CYTOPENIA_TABLE}]({report_uri}#cytopenias)" if report_uri else CYTOPENIA_TABLE
+    lines += [f"- {line}" for line in format_tonight(summary.new_events, table=table)] or ["None."]
     return "\n".join(lines) + "\n"

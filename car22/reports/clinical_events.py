@@ -7,6 +7,7 @@ query (first_run_id = this run), rebuilt from tables like everything a monitor r
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import duckdb
 
@@ -94,11 +95,67 @@ def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         """, [run_id])
 
 
-def new_tonight(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple[str, str, str]]:
-    """(kind, participant_id, detail) first seen by this run, most serious kinds first."""
-    order = ", ".join(f"'{kind}'" for kind in ("DEATH", "RELAPSE", "MRD_POSITIVE", "GRADE_3_OR_MORE",
-                                                 "ICAHT_GRADE_3_OR_MORE", "GRADE_DISCORDANT"))
-    return con.execute(f"""
-        SELECT kind, participant_id, detail FROM ops.clinical_events
+# Ranking for the monitor (issue 18): what must be acted on first, each named; expected cytopenias after
+# lymphodepletion (lab-derived CTCAE grades of blood counts: fludarabine and cyclophosphamide are given to
+# deplete lymphocytes, and counts fall in nearly everyone) as one count with a pointer to their table.
+FIRST = ("DEATH", "RELAPSE", "MRD_POSITIVE", "GRADE_4_OR_MORE")
+LAST = ("GRADE_3", "GRADE_DISCORDANT")
+LABELS = {"DEATH": "Death", "RELAPSE": "Relapse", "MRD_POSITIVE": "New MRD positivity",
+          "GRADE_4_OR_MORE": "Grade ≥ 4", "GRADE_3": "Grade 3", "GRADE_DISCORDANT": "Grade discordant"}
+EXPECTED_CYTOPENIAS = ("Anemia", "Lymphocyte count decreased", "Neutrophil count decreased",
+                       "Platelet count decreased", "White blood cell decreased")
+CYTOPENIA_TABLE = "trial_report.html#cytopenias"
+
+
+@dataclass(frozen=True)
+class Tonight:
+    """The clinical facts a run saw first, ranked: `named` as (kind, participant, detail) in reading order,
+    `cytopenias` as (participant, detail) counted on one line."""
+
+    named: list[tuple[str, str, str]]
+    cytopenias: list[tuple[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.named) + len(self.cytopenias)
+
+
+def rank(kind: str) -> tuple[int, str]:
+    """FIRST in its order, then kinds not listed here (added by later rules), then LAST."""
+    if kind in FIRST:
+        return 0, f"{FIRST.index(kind)}"
+    if kind in LAST:
+        return 2, f"{LAST.index(kind)}"
+    return 1, kind
+
+
+def new_tonight(con: duckdb.DuckDBPyConnection, run_id: int) -> Tonight:
+    """The facts first seen by this run, ranked. A GRADE_3_OR_MORE fact is split by the grade it was first
+    seen with (its detail) into GRADE_4_OR_MORE and GRADE_3, except an expected cytopenia (a lab-derived
+    CTCAE term of EXPECTED_CYTOPENIAS, any grade), which is counted, not named."""
+    terms = "|".join(EXPECTED_CYTOPENIAS)
+    rows = con.execute(f"""
+        SELECT CASE WHEN kind <> 'GRADE_3_OR_MORE' THEN kind
+                    WHEN regexp_full_match(item, '({terms}) \\(CTCAE v[0-9.]+\\)') THEN 'EXPECTED_CYTOPENIA'
+                    WHEN TRY_CAST(regexp_extract(detail, ' grade ([0-9]+)', 1) AS INTEGER) >= 4
+                        THEN 'GRADE_4_OR_MORE'
+                    ELSE 'GRADE_3' END AS ranked,
+               participant_id, detail
+        FROM ops.clinical_events
         WHERE first_run_id = ?
-        ORDER BY list_position([{order}], kind), participant_id, item""", [run_id]).fetchall()
+        ORDER BY participant_id, item""", [run_id]).fetchall()
+    named = sorted((r for r in rows if r[0] != "EXPECTED_CYTOPENIA"), key=lambda r: rank(r[0]))
+    return Tonight(named, [(pid, detail) for kind, pid, detail in rows if kind == "EXPECTED_CYTOPENIA"])
+
+
+def format_tonight(tonight: Tonight, shown: int | None = None, table: str = CYTOPENIA_TABLE) -> list[str]:
+    """Plain lines: each named fact (the first `shown`, then how many more and where), then the expected
+    cytopenias as one count line pointing to their table (`table`: where the reader finds it)."""
+    lines = [f"{LABELS.get(kind, kind.replace('_', ' ').capitalize())}: {participant}: {detail}"
+             for kind, participant, detail in tonight.named[:shown]]
+    if shown is not None and len(tonight.named) > shown:
+        lines.append(f"... and {len(tonight.named) - shown} more (ops.clinical_events)")
+    if tonight.cytopenias:
+        people = len({pid for pid, _ in tonight.cytopenias})
+        lines.append(f"Expected cytopenias after lymphodepletion: {len(tonight.cytopenias)} new grade ≥ 3 "
+                     f"in {people} participant{'s' if people != 1 else ''} (table: {table})")
+    return lines

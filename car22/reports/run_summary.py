@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from car22.reports.clinical_events import new_tonight
+from car22.reports.clinical_events import Tonight, format_tonight, new_tonight
 from car22.sql import table_exists
 
 
@@ -25,7 +25,7 @@ class RunSummary:
     quarantined: list[tuple[str, str]]
     rejections_by_check: list[tuple[str, str, int]]
     endpoints: list[tuple[str, float | None, float | None, float | None, int | None, str | None]]
-    new_events: list[tuple[str, str, str]]
+    new_events: Tonight
 
 
 def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
@@ -51,7 +51,7 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
     endpoints = con.execute("""
         SELECT analysis, estimate, ci_lower, ci_upper, n_at_risk, null_reason FROM mart.endpoints
         WHERE endpoint = 'RFS_1Y' ORDER BY analysis""").fetchall() if table_exists(con, "mart", "endpoints") else []
-    events = new_tonight(con, run_id) if table_exists(con, "ops", "clinical_events") else []
+    events = new_tonight(con, run_id) if table_exists(con, "ops", "clinical_events") else Tonight([], [])
     return RunSummary(run_id, status, files[0], files[1], files[2], files[3], files[4], int(files[5]),
                       int(files[6]), int(files[7]), held, quarantined, by_check, endpoints, events)
 
@@ -74,11 +74,7 @@ def format_summary(summary: RunSummary) -> str:
         interval = f" (95% CI {low:.3f}-{high:.3f})" if low is not None and high is not None else ""
         lines.append(f"  1-year RFS, {analysis}: {value}{interval}, {at_risk} at risk at day 365"
                      + (f" [{reason}]" if reason else ""))
-    shown = summary.new_events[:15]
     if summary.new_events:
-        lines.append(f"  new clinical events tonight: {len(summary.new_events)}")
-    for kind, participant, detail in shown:
-        lines.append(f"    {kind:<16} {participant}: {detail}")
-    if len(summary.new_events) > len(shown):
-        lines.append(f"    ... and {len(summary.new_events) - len(shown)} more (ops.clinical_events)")
+        lines.append(f"  new clinical events tonight: {len(summary.new_events)}, most serious first")
+        lines += [f"    {line}" for line in format_tonight(summary.new_events, shown=15)]
     return "\n".join(lines)

@@ -17,7 +17,10 @@ from typing import Any
 
 from car22.intake.sources import SOURCES, Source
 from car22.validation.checks.edc import (
-    ADVERSE_EVENTS_CHECKS, CRS_DAILY_CHECKS, ENROLLMENT_CHECKS, ICANS_DAILY_CHECKS,
+    ADVERSE_EVENTS_CHECKS,
+    CRS_DAILY_CHECKS,
+    ENROLLMENT_CHECKS,
+    ICANS_DAILY_CHECKS,
 )
 from car22.validation.checks.fields import field_checks
 from car22.validation.checks.flow import CAR_PANEL_CHECKS, MRD_PANEL_CHECKS

@@ -1,5 +1,6 @@
-"""The trial summary as a person sees it: rendered by headless Chromium, every section and plot present,
-no request leaving the machine."""
+"""The trial summary and the participant profiles as a person sees them: rendered by headless Chromium,
+every section and plot present, no request leaving the machine, nothing running off the page or drawn over
+other text at 800 and 1400 px, and from the swimmer plot to every profile and back."""
 import json
 import re
 import shutil
@@ -7,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from devtools import browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SECTIONS = ("status", "freshness", "swimmer", "endpoint", "expansion", "toxicity", "hematotox", "flags", "quality")
+SECTIONS = ("status", "freshness", "tonight", "swimmer", "endpoint", "expansion", "toxicity", "hematotox", "flags",
+            "quality")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`; `.ci/run` installs it): "
                              "the report is not rendered in a browser here")
@@ -73,3 +76,66 @@ def test_a_large_cohort_keeps_the_page_readable(demo_night, monkeypatch):
     assert re.search(r"First 1 of [0-9,]+ rows; all of them are in", page)
     swimmer = page[page.index("id='swimmer'"):page.index("id='endpoint'")]
     assert all(pid in swimmer for pid in latest)
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    with browser(tmp_path_factory.mktemp("chromium")) as opened:
+        yield opened
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+@pytest.mark.parametrize("page", ["trial_report.html", "profiles/CD22-003.html", "profiles/CD22-002.html"])
+def test_nothing_runs_off_the_page_or_overlaps(demo_night, chromium, tmp_path, page, width):
+    """A screenshot at each width (kept in the test's folder) and the layout the browser computed: the page
+    never scrolls sideways (a wide table scrolls inside its own box) and no two text boxes overlap."""
+    paths, _, _ = demo_night
+    shot = tmp_path / f"{page.replace('/', '_')}.{width}.png"
+    layout = chromium.layout(paths.reports / page, width, shot)
+    assert layout["scrollWidth"] <= layout["innerWidth"] == width
+    assert layout["overlaps"] == []
+    assert layout["textBoxes"] > 50
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("body, overflow, overlaps", [
+    ("<p>fits</p>", False, []),
+    ("<div style='width:1200px'>wide</div>", True, []),
+    ("<div class='table' style='overflow-x:auto'><div style='width:1200px'>wide in its box</div></div>", False, []),
+    ("<p style='position:absolute;top:10px;left:10px'>first text</p>"
+     "<p style='position:absolute;top:14px;left:20px'>second text</p>", False, [["first text", "second text"]]),
+])
+def test_the_layout_detector_sees_overflow_and_overlap(chromium, tmp_path, body, overflow, overlaps):
+    page = tmp_path / "page.html"
+    page.write_text(f"<!doctype html><html><body>{body}</body></html>")
+    layout = chromium.layout(page, 800)
+    assert (layout["scrollWidth"] > layout["innerWidth"], layout["overlaps"]) == (overflow, overlaps)
+
+
+def test_every_lane_opens_a_profile_that_links_back(demo_night, tmp_path):
+    import duckdb
+
+    paths, _, _ = demo_night
+    dom, _ = render(paths.reports / "trial_report.html", tmp_path)
+    swimmer = dom.split('<section id="swimmer"')[1].split("</section>")[0]
+    linked = set(re.findall(r'<a xlink:href="profiles/(CD22-\d{3})\.html"', swimmer))
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        infused = {pid for pid, in con.execute("SELECT participant_id FROM core.participants WHERE infused").fetchall()}
+        enrolled = {pid for pid, in con.execute("SELECT participant_id FROM core.participants").fetchall()}
+    assert linked == infused
+    assert {p.stem for p in (paths.reports / "profiles").glob("*.html")} == enrolled
+    for pid in enrolled:
+        profile = (paths.reports / "profiles" / f"{pid}.html").read_text()
+        assert "href='../trial_report.html#swimmer'" in profile
+        assert f"<h1>Participant {pid}</h1>" in profile
+        assert "<script" not in profile
+        # study days only: no calendar date, no date of birth
+        assert not re.search(r"\d{4}-\d{2}-\d{2}|\bdob\b|date of birth", profile, re.IGNORECASE), pid
+
+
+def test_a_profile_renders_offline(demo_night, tmp_path):
+    paths, _, _ = demo_night
+    dom, requested = render(paths.reports / "profiles" / "CD22-003.html", tmp_path)
+    assert requested == []
+    for section in ("course", "eligibility", "treatment", "mrd", "car", "toxicity"):
+        assert re.search(rf'<section id="{section}"', dom), section

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from car22.intake.units import CANONICAL
-from car22.validation.checks.fields import BLOCKING, WARNING, compare, expectation, plain_number
+from car22.validation.checks.fields import (
+    BLOCKING,
+    WARNING,
+    compare,
+    expectation,
+    plain_number,
+)
 
 KNOWN_TESTS = ("WBC", "ANC", "ALC", "HGB", "PLT", "CREAT", "TBILI", "AST", "ALT", "LDH", "CRP", "FERR", "FIBR",
                "K", "IL6")
