@@ -25,7 +25,7 @@ WITH terms AS (
     FROM labs
     WHERE CAST(collected_at AS DATE) < ld_start_date AND result_kind = 'VALUE' AND value IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY participant_id, test_code
-                               ORDER BY collected_at DESC, resulted_at DESC NULLS LAST, accession DESC) = 1
+                               ORDER BY collected_at DESC, accession DESC) = 1
 ), graded AS (
     SELECT l.participant_id, l.accession, l.collected_at, l.study_day, l.test_code, t.term, t.direction,
            CASE WHEN l.result_kind = 'BELOW_LLOQ' THEN 0 ELSE l.value END AS value, l.result_kind = 'BELOW_LLOQ' AS blq,
