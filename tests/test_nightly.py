@@ -232,3 +232,105 @@ def test_end_to_end_on_the_generated_demo(demo_night):
     estimate = query(paths, "SELECT estimate, ci_lower, ci_upper FROM mart.endpoints WHERE analysis = 'primary'")[0]
     assert 0 < estimate[1] < estimate[0] < estimate[2] <= 1
     assert (paths.reports / "trial_report.html").exists()
+
+
+# Every story car22/demo.py plants in the default demo (20 participants, seed 22), with its exact value in the
+# warehouse after the nightly flow: (story, query, rows). Study days are the generator's constants (relapse on
+# day 91 or 182, HSCT 120, next therapy 190/200, death 300, B-cell recovery 182); the rest follows its rules.
+DEMO_STORIES = [
+    ("CD22-002 is the screen failure: never infused",
+     "SELECT participant_id FROM core.participants WHERE NOT infused", [("CD22-002",)]),
+    ("CD22-002 fails the cardiac criterion (LVEF 38 %, FS 22 %)",
+     "SELECT result, value, basis FROM mart.eligibility WHERE participant_id = 'CD22-002' AND criterion = 'CARDIAC'",
+     [("NOT_MET", 38.0, "LVEF")]),
+    ("CD22-003 MRD relapse on day 91 (3e-4 blasts), then morphologic (25 % blasts) on day 182",
+     "SELECT study_day, mrd_status FROM mart.mrd_assessments WHERE participant_id = 'CD22-003' AND specimen = 'BM' "
+     "AND study_day > 0 ORDER BY 1", [(28, "NEGATIVE"), (91, "POSITIVE"), (182, "POSITIVE")]),
+    ("CD22-003 morphologic relapse in the disease assessment of day 182",
+     "SELECT study_day, bm_blasts_pct, inv_response FROM core.disease_assessments WHERE participant_id = 'CD22-003' "
+     "AND bm_blasts_pct >= 5", [(182, 25.0, "RELAPSE")]),
+    ("CD22-003: the day-91 MRD relapse is the RFS event in both analyses",
+     "SELECT analysis, time_days, event, event_type FROM mart.rfs WHERE participant_id = 'CD22-003' ORDER BY 1",
+     [("primary", 91, True, "MRD"), ("sensitivity", 91, True, "MRD")]),
+    ("CD22-003: next therapy on day 190, death from leukemia on day 300",
+     "SELECT next_therapy_date - infusion_date, death_date - infusion_date, death_cause, vital_status "
+     "FROM core.participants WHERE participant_id = 'CD22-003'", [(190, 300, "leukemia", "dead")]),
+    ("the only death", "SELECT participant_id FROM core.participants WHERE death_date IS NOT NULL", [("CD22-003",)]),
+    ("CD22-007 CD22-dim MRD relapse on day 182",
+     "SELECT study_day, mrd_status, cd22_category FROM mart.mrd_assessments WHERE participant_id = 'CD22-007' "
+     "AND mrd_status = 'POSITIVE'", [(182, "POSITIVE", "DIM")]),
+    ("CD22-007: the day-182 MRD relapse is the RFS event; next therapy on day 200",
+     "SELECT r.analysis, r.time_days, r.event, r.event_type, p.next_therapy_date - p.infusion_date "
+     "FROM mart.rfs r JOIN core.participants p USING (participant_id) WHERE participant_id = 'CD22-007' ORDER BY 1",
+     [("primary", 182, True, "MRD", 200), ("sensitivity", 182, True, "MRD", 200)]),
+    ("no other RFS event", "SELECT DISTINCT participant_id FROM mart.rfs WHERE event ORDER BY 1",
+     [("CD22-003",), ("CD22-007",)]),
+    ("CD22-011 HSCT on day 120, after the last marrow (day 91): censored there",
+     "SELECT p.hsct_date - p.infusion_date, r.time_days, r.event, r.censor_reason FROM core.participants p "
+     "JOIN mart.rfs r USING (participant_id) WHERE participant_id = 'CD22-011' AND analysis = 'primary'",
+     [(120, 91, False, "LAST_DISEASE_ASSESSMENT")]),
+    ("the only HSCT", "SELECT participant_id FROM core.participants WHERE hsct_date IS NOT NULL", [("CD22-011",)]),
+    # CRS: grade g from the onset for d days peaking mid-way; with g >= 2 the last day has no fever, and its
+    # oxygen (kept under tocilizumab) decides whether it still counts
+    ("CRS per participant (derived grade, onset, duration, investigator grade)",
+     "SELECT participant_id, max_grade, onset_day, duration_days, investigator_max_grade FROM mart.crs_summary "
+     "WHERE max_grade > 0 ORDER BY 1",
+     [("CD22-001", 2, 3, 5, 2), ("CD22-003", 2, 3, 6, 2), ("CD22-007", 2, 3, 2, 2), ("CD22-008", 1, 3, 5, 1),
+      ("CD22-009", 2, 2, 3, 3), ("CD22-010", 2, 1, 4, 2), ("CD22-012", 2, 3, 2, 2), ("CD22-013", 2, 4, 5, 2),
+      ("CD22-018", 1, 4, 5, 1), ("CD22-019", 2, 5, 5, 2)]),
+    ("CD22-009: the investigator reported grade 3 where the ASTCT grade is 2",
+     "SELECT participant_id, max_grade, investigator_max_grade FROM mart.crs_summary WHERE grade_discordant",
+     [("CD22-009", 2, 3)]),
+    ("ICANS on days 4-5: CD22-005 grade 2 (ICE 5), CD22-009 grade 1 (ICE 8)",
+     "SELECT participant_id, max_grade, onset_day, duration_days FROM mart.icans_summary WHERE max_grade > 0 "
+     "ORDER BY 1", [("CD22-005", 2, 4, 2), ("CD22-009", 1, 4, 2)]),
+    ("CD22-006 and CD22-012 lose B-cell aplasia on day 182 (confirmed on day 274)",
+     "SELECT participant_id, bca_status, bca_loss_day FROM mart.b_cell_aplasia WHERE bca_status <> 'ONGOING' "
+     "ORDER BY 1", [("CD22-006", "LOST", 182), ("CD22-012", "LOST", 182)]),
+    ("CD22-006: cyclophosphamide 20 % above the expected dose on day -2",
+     "SELECT participant_id, agent, study_day, round(deviation_pct, 1), flag FROM mart.ld_dosing WHERE flag <> 'OK'",
+     [("CD22-006", "cyclophosphamide", -2, 20.0, "DOSE_OUT_OF_RANGE")]),
+    ("CD22-006 day 274: 60 of 900,000 events, detectable below the threshold",
+     "SELECT study_day, mrd_status, round(mrd_fraction, 8) FROM mart.mrd_assessments WHERE participant_id = 'CD22-006' "
+     "AND study_day = 274", [(274, "POSITIVE_LOW", 6.667e-05)]),
+    ("CD22-010 day 28: 3 of 150,000 events, too few for the 1e-4 threshold",
+     "SELECT study_day, mrd_status, round(mrd_fraction, 8) FROM mart.mrd_assessments WHERE participant_id = 'CD22-010' "
+     "AND study_day = 28", [(28, "NEGATIVE_INSUFFICIENT_SENSITIVITY", 2e-05)]),
+    ("CD22-004 and CD22-008: a referral lab in SI units from day 61, creatinine converted from µmol/L",
+     "SELECT participant_id, min(study_day), bool_and(abs(value * 88.42 - CAST(orig_result AS DOUBLE)) < 1e-9) "
+     "FROM core.lab_results WHERE test_code = 'CREAT' AND orig_unit = 'µmol/L' GROUP BY 1 ORDER BY 1",
+     [("CD22-004", 61, True), ("CD22-008", 61, True)]),
+    # the deliberate defects
+    ("the corrected lab result: CD22-001's ANC P 0.324, F 0.324, C 1.5 x 0.324; core holds the C",
+     "SELECT participant_id, accession, test_code, value, status, version FROM core.lab_results WHERE version > 1",
+     [("CD22-001", "A00001022", "ANC", 0.486, "C", 3)]),
+    ("the corrected lab result's history",
+     "SELECT status, value FROM staging.labs WHERE accession = 'A00001022' AND test_code = 'ANC' ORDER BY resulted_at",
+     [("P", 0.324), ("F", 0.324), ("C", 0.486)]),
+    ("an unknown unit, a malformed and an unknown participant ID: one row each",
+     "SELECT check_name, severity, json_extract_string(raw_record, '$.ACCESSION'), "
+     "json_extract_string(raw_record, '$.SUBJECT_ID') FROM ops.rejected_rows WHERE severity <> 'skip' ORDER BY 1",
+     [("participant_enrolled", "held", "B2368", "CD22-099"), ("participant_id_pattern", "blocking", "B5749", "CD-22-7"),
+      ("unit_known", "blocking", "A00001022X", "CD22-001")]),
+    ("the file that is not CSV is quarantined",
+     "SELECT file_name, rows_loaded FROM ops.files WHERE status = 'quarantined'", [("flow_mrd_20260601T1000.csv", 0)]),
+    ("the qPCR file sent twice under two names loads once",
+     "SELECT file_name, status, rows_loaded FROM ops.files WHERE file_name LIKE 'qpcr_%' AND status <> 'loaded'",
+     [("qpcr_20260304T1100.csv", "duplicate", 0)]),
+    ("the re-gated MRD sample (2 more blast events) is version 2",
+     "SELECT sample_id, events_leukemic, version FROM core.flow_samples WHERE version > 1",
+     [("CD22-001_BM_D28.fcs", 6, 2)]),
+    ("the qPCR rerun is version 2 of its sample",
+     "SELECT sample_id, target, run_id, version FROM core.qpcr_results WHERE version > 1",
+     [("Q000010017", "CD22CAR", "R202604-RERUN", 2)]),
+    ("the AE record deleted between EDC snapshots is deleted in staging and absent from core",
+     "SELECT participant_id, instance, ae_term, deleted, (SELECT count(*) FROM core.adverse_events a "
+     "WHERE a.ae_term = s.ae_term) FROM staging.edc_adverse_events_current s WHERE deleted",
+     [("CD22-001", 99, "Rash maculo-papular", True, 0)]),
+]
+
+
+@pytest.mark.parametrize("story, sql, rows", DEMO_STORIES, ids=[s[0][:60] for s in DEMO_STORIES])
+def test_every_planted_demo_story_reaches_the_warehouse(demo_night, story, sql, rows):
+    paths, _, _ = demo_night
+    assert query(paths, sql) == rows, story

@@ -5,9 +5,11 @@ the typing, the staging table and the version rules all loop over these descript
 """
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 import pandas as pd
 
@@ -317,13 +319,38 @@ def _redcap(instrument: str, fields: tuple[Field, ...], *, repeating: bool, **kw
     )
 
 
+def completed_years(born: date, on: date) -> int:
+    """The calendar age (derivations §6.1): years completed on `on`, counting a birthday on its own day; a
+    29 February birthday is completed on 1 March in a common year."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def next_birthday(born: date, after: date) -> date:
+    """The first day after `after` on which one more year is completed."""
+    year = after.year
+    while True:
+        candidate = date(year, born.month, born.day) if calendar.isleap(year) or (born.month, born.day) != (2, 29) \
+            else date(year, 3, 1)
+        if candidate > after:
+            return candidate
+        year += 1
+
+
 def _derive_enrollment(typed: pd.DataFrame) -> pd.DataFrame:
-    """Age from the date of birth, which is dropped right after (trial.md, warehouse.md §raw)."""
-    days = (typed["consent_date"] - typed["dob"]).dt.days
-    return pd.DataFrame({
-        "age_at_consent_days": days.astype("Int64"),
-        "age_at_consent_years": (days / 365.25).astype("Float64"),
-    }, index=typed.index)
+    """Ages from the date of birth, which is dropped right after (trial.md, warehouse.md §raw): completed years
+    at consent, and the days from consent to the next birthday, from which core computes completed years at
+    the infusion without a date of birth (derivations §6.1)."""
+    years, to_birthday = [], []
+    for consent, born in zip(typed["consent_date"], typed["dob"]):
+        if pd.isna(consent) or pd.isna(born):
+            years.append(pd.NA)
+            to_birthday.append(pd.NA)
+            continue
+        consent, born = consent.date(), born.date()
+        years.append(completed_years(born, consent))
+        to_birthday.append((next_birthday(born, consent) - consent).days)
+    return pd.DataFrame({"age_at_consent_years": pd.array(years, dtype="Int64"),
+                         "days_to_next_birthday": pd.array(to_birthday, dtype="Int64")}, index=typed.index)
 
 
 EDC_ENROLLMENT = _redcap("enrollment", (
@@ -337,9 +364,11 @@ EDC_ENROLLMENT = _redcap("enrollment", (
     Field("cd19_infusion_date", "cd19_infusion_date", "date"),
     Field("hsct_eligible", "hsct_eligible", "bool"),
 ), repeating=False, identifying=("dob",), derive=_derive_enrollment,
-    derived={"age_at_consent_days": "INTEGER", "age_at_consent_years": "DOUBLE"},
-    derived_notes={"age_at_consent_days": "consent_date - date of birth, in days (the date of birth is dropped).",
-                   "age_at_consent_years": "age_at_consent_days / 365.25."})
+    derived={"age_at_consent_years": "INTEGER", "days_to_next_birthday": "INTEGER"},
+    derived_notes={"age_at_consent_years": "Completed years at consent (derivations §6.1: the calendar age), from "
+                                           "the date of birth as the file is read; the date of birth is dropped.",
+                   "days_to_next_birthday": "Days from consent to the next birthday, from the date of birth as the "
+                                            "file is read: core's completed years at infusion count from it."})
 
 EDC_ELIGIBILITY = _redcap("eligibility", (
     Field("lvef_pct", "lvef_pct", "float"),

@@ -42,14 +42,13 @@ def oxygen_level(oxygen: int | None) -> int:
 
 
 def grade_days(days: list[Day], fever_min_c: float) -> pd.DataFrame:
-    """Day grades and episodes. Without fever, a day keeps its hypotension/oxygen grade only inside an
-    established episode in which tocilizumab or steroids were given (fever masked); a grade-0 day or a missing
-    calendar day ends an episode."""
+    """Day grades and episodes of the assessed days from day 0 on (derivations §4.1). Without fever, a day keeps
+    its hypotension/oxygen grade only inside an established episode in which tocilizumab or steroids were given
+    (fever masked); an assessed grade-0 day ends an episode, a calendar day without an assessment neither ends
+    nor extends it (the masked-fever state carries over the gap)."""
     rows = []
-    episode, in_episode, treated, previous_day = 0, False, False, None
+    episode, in_episode, treated = 0, False, False
     for d in sorted(days, key=lambda x: x.day):
-        if previous_day is not None and d.day != previous_day + 1:
-            in_episode, treated = False, False
         fever = d.tmax_c is not None and d.tmax_c >= fever_min_c
         hypo, oxy = hypotension_level(d.hypotension, d.vasopressin), oxygen_level(d.oxygen)
         masked = not fever and in_episode and (treated or d.tocilizumab or d.steroids)
@@ -64,7 +63,6 @@ def grade_days(days: list[Day], fever_min_c: float) -> pd.DataFrame:
             in_episode, treated = False, False
         rows.append({"study_day": d.day, "fever": fever, "hypo_lvl": hypo, "oxy_lvl": oxy, "grade": grade,
                      "fever_masked": bool(masked and grade >= 1), "episode": episode if grade >= 1 else None})
-        previous_day = d.day
     return pd.DataFrame(rows, columns=["study_day", "fever", "hypo_lvl", "oxy_lvl", "grade", "fever_masked",
                                        "episode"])
 
@@ -88,7 +86,8 @@ def summarise(graded: pd.DataFrame, *, treated_toci: bool, treated_steroids: boo
 
 
 DAILY_COMMENTS = {
-    "": "CRS grade per daily assessment, ASTCT consensus (derivations §4.1).",
+    "": "CRS grade per daily assessment from the infusion day on, ASTCT consensus (derivations §4.1); earlier "
+        "assessments stay in core.crs_assessments and are never graded.",
     "participant_id": "Infused participant.",
     "assess_date": "Assessment date.",
     "study_day": "Assessment date - infusion date.",
@@ -99,7 +98,8 @@ DAILY_COMMENTS = {
     "grade": "Day grade: max(1, hypo_lvl, oxy_lvl) with fever; max(hypo_lvl, oxy_lvl) when fever is masked by "
              "tocilizumab or steroids within an established episode; else 0.",
     "fever_masked": "TRUE when the day is graded without fever because of tocilizumab/steroids in the episode.",
-    "episode": "Episode number (consecutive days with grade >= 1); NULL on grade-0 days.",
+    "episode": "Episode number (consecutive assessed days with grade >= 1; a day without an assessment neither "
+               "ends nor extends it); NULL on grade-0 days.",
     "tocilizumab": "Tocilizumab given that day.",
     "steroids": "Corticosteroids given that day.",
     "inv_crs_grade": "The investigator's grade that day.",
@@ -109,9 +109,9 @@ SUMMARY_COMMENTS = {
     "": "CRS per infused participant (derivations §4.1); max_grade 0 when no CRS.",
     "participant_id": "Infused participant.",
     "max_grade": "Worst derived ASTCT grade; 5 when death is attributed to CRS.",
-    "onset_day": "First study day of the first episode.",
-    "duration_days": "Last - first day + 1 of the first episode.",
-    "n_episodes": "Episodes (runs of consecutive assessed days with grade >= 1).",
+    "onset_day": "First study day of the first episode (day 0 or later).",
+    "duration_days": "Last - first day + 1 of the first episode (calendar days).",
+    "n_episodes": "Episodes (runs of consecutive assessed days with grade >= 1, from day 0 on).",
     "tocilizumab": "Tocilizumab given on any assessed day.",
     "steroids": "Corticosteroids given on any assessed day.",
     "investigator_max_grade": "Worst grade reported by the investigator.",
@@ -124,7 +124,8 @@ SCALE = "ASTCT 2019"
 def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     fever_min = protocol["crs"]["fever_min_c"]
     people = con.sql("SELECT participant_id, death_cause FROM core.participants WHERE infused ORDER BY 1").df()
-    assessments = con.sql("""SELECT * FROM core.crs_assessments WHERE study_day IS NOT NULL
+    # grading starts on the infusion day: fever after lymphodepletion is not CRS (derivations §4.1)
+    assessments = con.sql("""SELECT * FROM core.crs_assessments WHERE study_day >= 0
                              ORDER BY participant_id, study_day""").df()
     daily, summary = [], []
     by_participant = dict(tuple(assessments.groupby("participant_id", sort=False)))

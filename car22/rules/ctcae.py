@@ -32,15 +32,19 @@ TOXICITY_COMMENTS = {
     "study_day": "Collection date - infusion date.",
     "test_code": "Lab test.",
     "ctcae_term": "CTCAE term graded.",
-    "value": "Value in canonical units (for a censored result, its limit).",
+    "value": "Value graded, canonical units: for a censored result its limit, for a below-LLOQ result 0 "
+             "(derivations §1.2).",
     "unit": "Canonical unit.",
     "grade": "0-4; NULL when it cannot be decided (null_reason).",
     "grade_basis": "ABSOLUTE | ULN | LLN | BASELINE: the criterion that gave the grade (NULL for grade 0).",
-    "null_reason": "Why the grade is NULL: a missing reference limit or a censored result in the wrong direction.",
+    "null_reason": "Why the grade is NULL: a missing reference limit, or a censored result that meets no criterion "
+                   "(or is censored in the wrong direction).",
     "ctcae_version": "CTCAE version.",
     "comparator": "< or > for censored results.",
+    "below_lloq": "TRUE for a BLQ/ND/<LLOQ result: graded as 0 (every decrease criterion met, no increase one).",
     "baseline_value": "Last value collected before the day of the first lymphodepletion dose.",
-    "baseline_abnormal": "Baseline above its ULN: AST/ALT/bilirubin graded on baseline multiples.",
+    "baseline_abnormal": "Baseline above the baseline result's own ULN (none: the graded result's ULN): "
+                         "AST/ALT/bilirubin graded on baseline multiples.",
     "lln": "Lower limit of normal of the result (canonical unit).",
     "uln": "Upper limit of normal of the result (canonical unit).",
     "accession": "Accession of the result (core.lab_results identity with test_code).",

@@ -62,23 +62,17 @@ def at_least(value: float | None, limit: float | None) -> str:
     return MET if signif(value) >= signif(limit) else NOT_MET
 
 
-def completed_years(age_years: float | None) -> int | None:
-    """Completed years of age from decimal years (days / 365.25): floor, so 65.99 is 65 and 66.0 is 66."""
-    age_years = number(age_years)
-    return None if age_years is None else math.floor(signif(age_years))
-
-
-def assess_age(age_years: float | None, *, min_years: int, max_years: int) -> dict:
-    """Age 3–65 at consent in completed years (the registry's "≥ 3 years and ≤ 65 years": from the 3rd
-    birthday to the day before the 66th)."""
-    years = completed_years(age_years)
-    row = {"value": years, "limit_low": min_years, "limit": max_years, "comparison": "between",
-           "unit": "completed years"}
+def assess_age(years: int | None, *, min_years: int, max_years: int) -> dict:
+    """Age 3–65 at consent in completed years, the calendar age computed from the date of birth as the
+    enrollment file was read (derivations §6.1): 66 on the 66th birthday (NOT_MET), 3 on the 3rd (MET)."""
+    years = number(years)
+    row = {"value": None if years is None else int(years), "limit_low": min_years, "limit": max_years,
+           "comparison": "between", "unit": "completed years"}
     if years is None:
         return {**row, "result": NOT_ASSESSABLE, "detail": "age at consent missing"}
     result = MET if min_years <= years <= max_years else NOT_MET
-    return {**row, "result": result, "detail": f"age {_fmt(number(age_years))} years at consent: {years} completed "
-                                               f"years (limits {min_years}-{max_years})"}
+    return {**row, "result": result, "detail": f"{int(years)} completed years at consent (limits "
+                                               f"{min_years}-{max_years})"}
 
 
 def assess_cd19_interval(days: int | None, *, min_days: int, max_days: int) -> dict:
@@ -124,19 +118,19 @@ def assess_x_uln(value: float | None, uln: float | None, *, max_x_uln: float, co
             "uln": uln, "result": result, "detail": detail}
 
 
-def creatinine_limit(age_years: float | None, bands: Sequence[Sequence[float]]) -> float | None:
-    """The creatinine limit of the first age band whose inclusive upper bound holds the decimal age
-    (≤ 5: 0.8; > 5 to ≤ 10: 1.0; > 10: 1.2 mg/dL by default)."""
-    age_years = number(age_years)
-    if age_years is None:
+def creatinine_limit(years: int | None, bands: Sequence[Sequence[float]]) -> float | None:
+    """The creatinine limit of the first age band whose inclusive upper bound holds the age in completed years
+    at consent (derivations §6.1: ≤ 5: 0.8; 6–10: 1.0; ≥ 11: 1.2 mg/dL by default)."""
+    years = number(years)
+    if years is None:
         return None
     for upper, limit in sorted(bands):
-        if signif(age_years) <= signif(upper):
+        if years <= upper:
             return float(limit)
     return None
 
 
-def assess_creatinine(value: float | None, age_years: float | None, crcl: float | None, *,
+def assess_creatinine(value: float | None, age_years: int | None, crcl: float | None, *,
                       bands: Sequence[Sequence[float]], crcl_min: float, comparator: str | None = None,
                       below_lloq: bool = False, unit: str | None = "mg/dL") -> dict:
     """Creatinine ≤ the age limit, unless measured creatinine clearance ≥ 60 mL/min/1.73 m². `basis` says

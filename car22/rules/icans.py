@@ -42,22 +42,24 @@ def day_grade(tool: str | None, score: int | None, unable_to_assess: bool, consc
                4 if motor_weakness else 0, CEREBRAL_EDEMA.get(cerebral_edema or 0, 0))
 
 
-def episodes(days: list[int], grades: list[int]) -> list[int | None]:
-    """Episode number per day: consecutive calendar days with grade >= 1."""
-    numbers, current, previous = [], 0, None
-    for day, grade in zip(days, grades):
+def episodes(grades: list[int]) -> list[int | None]:
+    """Episode number per assessed day: consecutive assessed days with grade >= 1; a grade-0 day ends an
+    episode, a calendar day without an assessment neither ends nor extends it (derivations §4.1-4.2)."""
+    numbers: list[int | None] = []
+    current = 0
+    for grade in grades:
         if grade >= 1:
-            if previous is None or day != previous + 1 or numbers[-1] is None:
+            if not numbers or numbers[-1] is None:
                 current += 1
             numbers.append(current)
         else:
             numbers.append(None)
-        previous = day
     return numbers
 
 
 DAILY_COMMENTS = {
-    "": "ICANS grade per daily assessment, ASTCT consensus (derivations §4.2).",
+    "": "ICANS grade per daily assessment from the infusion day on, ASTCT consensus (derivations §4.2); earlier "
+        "assessments stay in core.icans_assessments and are never graded.",
     "participant_id": "Infused participant.",
     "assess_date": "Assessment date.",
     "study_day": "Assessment date - infusion date.",
@@ -65,7 +67,8 @@ DAILY_COMMENTS = {
     "score": "ICE or CAPD score.",
     "score_grade": "Grade from the encephalopathy score.",
     "grade": "Day grade: the worst of score, consciousness, seizure, motor and cerebral edema domains.",
-    "episode": "Episode number (consecutive days with grade >= 1); NULL on grade-0 days.",
+    "episode": "Episode number (consecutive assessed days with grade >= 1; a day without an assessment neither "
+               "ends nor extends it); NULL on grade-0 days.",
     "inv_icans_grade": "The investigator's grade that day.",
     "scale": "Grading scale.",
 }
@@ -73,8 +76,8 @@ SUMMARY_COMMENTS = {
     "": "ICANS per infused participant (derivations §4.2); max_grade 0 when no ICANS.",
     "participant_id": "Infused participant.",
     "max_grade": "Worst derived ASTCT ICANS grade.",
-    "onset_day": "First study day of the first episode.",
-    "duration_days": "Last - first day + 1 of the first episode.",
+    "onset_day": "First study day of the first episode (day 0 or later).",
+    "duration_days": "Last - first day + 1 of the first episode (calendar days).",
     "n_episodes": "Episodes.",
     "tocilizumab": "Not recorded on the ICANS form: NULL.",
     "steroids": "Not recorded on the ICANS form: NULL.",
@@ -90,7 +93,8 @@ def value(x) -> int | None:
 
 def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     people = con.sql("SELECT participant_id FROM core.participants WHERE infused ORDER BY 1").df()
-    assessments = con.sql("""SELECT * FROM core.icans_assessments WHERE study_day IS NOT NULL
+    # grading starts on the infusion day, as for CRS (derivations §4.2)
+    assessments = con.sql("""SELECT * FROM core.icans_assessments WHERE study_day >= 0
                              ORDER BY participant_id, study_day""").df()
     daily, summary = [], []
     by_participant = dict(tuple(assessments.groupby("participant_id", sort=False)))
@@ -104,7 +108,7 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                                     value(r.seizure), r.motor_weakness is True, value(r.cerebral_edema)),
                  "inv_icans_grade": value(r.inv_icans_grade), "scale": SCALE} for r in own.itertuples()]
         graded = pd.DataFrame(rows, columns=[c for c in DAILY_COMMENTS if c])
-        graded["episode"] = episodes(graded.study_day.tolist(), graded.grade.tolist())
+        graded["episode"] = episodes(graded.grade.tolist())
         daily.append(graded)
         investigator = own.inv_icans_grade.dropna()
         summary.append({"participant_id": pid, **summarise(

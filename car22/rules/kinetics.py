@@ -97,19 +97,26 @@ def b_cell_states(pct: Sequence[float], absolute: Sequence[float | None], *, max
 
 def b_cell_aplasia(days: Sequence[int], states: Sequence[str], *, confirm: bool,
                    d28_window: Sequence[int] = (21, 35), d28: int = 28) -> dict:
-    """aplasia_at_d28 from the sample closest to day 28 in its window (earlier on a tie); bca_loss_day the first
-    RECOVERED sample, confirmed by the next sample when `confirm`; last_aplastic_day."""
-    pairs = sorted((d, s) for d, s in zip(days, states) if d > 0)
+    """Samples on or after day 0 (derivations §3): aplasia_at_d28 from the sample closest to day 28 in its window
+    (earlier on a tie); bca_loss_day the first RECOVERED sample after an APLASTIC one, confirmed by the next
+    sample when `confirm` (B cells still present before the CD22 CAR took effect are not a loss); bca_status
+    NEVER_APLASTIC | ONGOING | LOST (NULL without any sample); last_aplastic_day."""
+    pairs = sorted((d, s) for d, s in zip(days, states) if d >= 0)
     in_window = [(abs(d - d28), d, s) for d, s in pairs if d28_window[0] <= d <= d28_window[1]]
     at_d28 = min(in_window)[2] == "APLASTIC" if in_window else None
-    loss = None
+    loss, aplastic_before = None, False
     for k, (day, state) in enumerate(pairs):
-        if state == "RECOVERED" and (not confirm or (k + 1 < len(pairs) and pairs[k + 1][1] == "RECOVERED")):
+        if state == "APLASTIC":
+            aplastic_before = True
+        elif state == "RECOVERED" and aplastic_before and (
+                not confirm or (k + 1 < len(pairs) and pairs[k + 1][1] == "RECOVERED")):
             loss = day
             break
     aplastic = [d for d, s in pairs if s == "APLASTIC"]
-    return {"aplasia_at_d28": at_d28, "bca_loss_day": loss, "last_aplastic_day": aplastic[-1] if aplastic else None,
-            "n_samples": len(pairs)}
+    status = (None if not pairs else "NEVER_APLASTIC" if not aplastic else "LOST" if loss is not None
+              else "ONGOING")
+    return {"aplasia_at_d28": at_d28, "bca_loss_day": loss, "bca_status": status,
+            "last_aplastic_day": aplastic[-1] if aplastic else None, "n_samples": len(pairs)}
 
 
 def geometric_summary(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -128,7 +135,8 @@ KINETICS_COMMENTS = {
     "assay": "flow_pct | flow_abs | qpcr.",
     "target": "CD22CAR | CD19CAR (never mixed).",
     "unit": "Unit of the levels.",
-    "n_samples": "Samples on or after day 0 (baseline excluded; the assumed day-0 point not counted).",
+    "n_samples": "Study days with a blood sample on or after day 0 (baseline excluded; the assumed day-0 point not "
+                 "counted; several samples on one day are averaged and count once).",
     "cmax": "Highest level after day 0; NULL when every level is 0.",
     "tmax_day": "First study day at cmax.",
     "auc_0_28": "Area day 0-28 (level x day); day 28 interpolated when not sampled; NULL when no sample after day 28.",
@@ -143,12 +151,15 @@ KINETICS_COMMENTS = {
 }
 BCA_COMMENTS = {
     "": "B-cell aplasia (functional CAR persistence) per infused participant, from CD19+ B cells of the flow CAR "
-        "panel (derivations §3).",
+        "panel, blood samples only (derivations §3).",
     "participant_id": "Infused participant.",
     "aplasia_at_d28": "Aplastic at the sample closest to day 28 within days 21-35 (NULL when none).",
-    "bca_loss_day": "First day B cells are above both limits, confirmed on the next sample (setting bca_confirm).",
+    "bca_loss_day": "First day B cells are above both limits after aplasia was established on or after day 0, "
+                    "confirmed on the next sample (setting bca_confirm); NULL when never aplastic or not lost.",
+    "bca_status": "NEVER_APLASTIC (no aplastic sample on or after day 0) | ONGOING | LOST (bca_loss_day set); "
+                  "NULL without any sample.",
     "last_aplastic_day": "Last study day with B-cell aplasia.",
-    "n_samples": "Post-infusion samples with a B-cell measure.",
+    "n_samples": "Blood samples on or after day 0 with a B-cell measure.",
     "max_b_cell_pct": "Setting: aplasia below this % of lymphocytes.",
     "max_b_cell_abs_per_ul": "Setting: and below these cells/uL when measured.",
 }
@@ -177,7 +188,8 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     run_sql_file(con, "mart/car_levels.sql")
     infused = [row[0] for row in con.execute(
         "SELECT participant_id FROM core.participants WHERE infused ORDER BY 1").fetchall()]
-    levels = con.sql("SELECT * FROM mart.car_levels WHERE study_day IS NOT NULL").df()
+    # only blood forms the profile: a marrow sample, even on the same day, is never averaged in (derivations §3)
+    levels = con.sql("SELECT * FROM mart.car_levels WHERE study_day IS NOT NULL AND specimen = 'PB'").df()
     rows = []
     for (pid, assay, target, unit), group in levels[levels.participant_id.isin(infused)].groupby(
             ["participant_id", "assay", "target", "unit"], sort=True):
@@ -192,7 +204,8 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     replace_table(con, "mart.car_kinetics", kinetics, KINETICS_COMMENTS, text, "DOUBLE")
 
     b_cells = con.sql("""SELECT participant_id, study_day, cd19b_pct, cd19b_abs_cells_ul FROM core.flow_samples
-                         WHERE panel = 'CAR' AND qc = 'PASS' AND cd19b_pct IS NOT NULL AND study_day > 0
+                         WHERE panel = 'CAR' AND qc = 'PASS' AND specimen = 'PB' AND cd19b_pct IS NOT NULL
+                           AND study_day >= 0
                          ORDER BY participant_id, study_day""").df()
     window = settings["persistence_windows"]["detect_d28"]
     aplasia = []
@@ -208,7 +221,7 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                         "max_b_cell_abs_per_ul": settings["bca_max_b_cell_abs_per_ul"]})
     replace_table(con, "mart.b_cell_aplasia", pd.DataFrame(aplasia), BCA_COMMENTS,
                   {"participant_id": "VARCHAR", "aplasia_at_d28": "BOOLEAN", "bca_loss_day": "INTEGER",
-                   "last_aplastic_day": "INTEGER", "n_samples": "INTEGER"}, "DOUBLE")
+                   "bca_status": "VARCHAR", "last_aplastic_day": "INTEGER", "n_samples": "INTEGER"}, "DOUBLE")
 
     cohort(con, protocol)
 

@@ -146,13 +146,29 @@ def test_redcap_codes_repeat_instances_and_optional_repeat_columns():
     assert typed["vital_status"] == "dead" and typed["death_cause"] == "infection"
 
 
-def test_date_of_birth_becomes_an_age_and_never_leaves_the_reader():
-    rows = read_export(text(ENROLLMENT_HEADER, "CD22-001,screening_arm_1,2026-02-10,2016-02-10,1,30,130,1,2025-11-01,0"))
+# consent date, date of birth -> completed years at consent, days to the next birthday (derivations §6.1)
+AGE_CASES = [
+    ("2026-02-10", "2016-02-10", 10, 365),       # the 10th birthday: 10 completed years
+    ("2026-02-09", "2016-02-10", 9, 1),          # the day before
+    ("2026-02-10", "1960-02-10", 66, 365),       # the 66th birthday: 66, not eligible
+    ("2026-02-09", "1960-02-10", 65, 1),         # the day before the 66th birthday: 65
+    ("2026-02-10", "2023-02-10", 3, 365),        # the 3rd birthday: 3, eligible
+    ("2026-02-09", "2023-02-10", 2, 1),
+    ("2027-03-10", "2024-03-10", 3, 366),        # the year to the next birthday holds 29 February 2028
+    ("2026-02-28", "2012-02-29", 13, 1),         # born 29 February: the year completes on 1 March
+    ("2026-03-01", "2012-02-29", 14, 365),       # ... and the next one completes on 1 March 2027
+    ("2027-12-31", "2012-02-29", 15, 60),        # 2028 is a leap year: 29 February 2028
+]
+
+
+@pytest.mark.parametrize("consent, dob, years, to_birthday", AGE_CASES)
+def test_date_of_birth_becomes_completed_years_and_never_leaves_the_reader(consent, dob, years, to_birthday):
+    rows = read_export(text(ENROLLMENT_HEADER, f"CD22-001,screening_arm_1,{consent},{dob},1,30,130,1,2025-11-01,0"))
     assert rows.source is EDC_ENROLLMENT
     typed = type_frame(EDC_ENROLLMENT, rows.rows).iloc[0]
-    assert typed["age_at_consent_days"] == 3653
+    assert (typed["age_at_consent_years"], typed["days_to_next_birthday"]) == (years, to_birthday)
     assert "dob" not in EDC_ENROLLMENT.staging_columns()
-    assert "2016-02-10" not in record_json(rows, 2)
+    assert dob not in record_json(rows, 2)
 
 
 def test_malformed_row_keeps_its_line_and_reason():

@@ -54,9 +54,34 @@ def test_episodes_onset_and_duration():
     assert summary["n_episodes"] == 2 and summary["grade_discordant"] is True
 
 
-def test_a_missing_day_ends_an_episode():
-    graded = crs.grade_days([day(1), day(3)], 38.0)
-    assert graded.episode.tolist() == [1, 2]
+# assessed days -> day grades, episode numbers, (onset_day, duration_days, n_episodes); a calendar day without an
+# assessment neither ends nor extends an episode, an assessed grade-0 day ends it (derivations §4.1)
+GAP_CASES = [
+    ([day(1), day(3)], [1, 1], [1, 1], (1, 3, 1)),                                  # day 2 missing: one episode
+    ([day(1), day(5)], [1, 1], [1, 1], (1, 5, 1)),                                  # days 2-4 missing
+    ([day(1), day(2, tmax=37.0), day(4)], [1, 0, 1], [1, None, 2], (1, 1, 2)),      # assessed grade 0 ends it
+    ([day(1), day(2, tmax=37.0), day(3, tmax=37.0)], [1, 0, 0], [1, None, None], (1, 1, 1)),
+    # the masked-fever state carries over a missing day: tocilizumab on day 1, no fever on day 3, oxygen kept
+    ([day(1, oxygen=1, toci=True), day(3, tmax=37.0, oxygen=1)], [2, 2], [1, 1], (1, 3, 1)),
+    ([day(1, oxygen=1, toci=True), day(3, tmax=37.0), day(4, tmax=37.0, oxygen=1)], [2, 0, 0], [1, None, None],
+     (1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("days, grades, numbers, summary", GAP_CASES)
+def test_a_day_without_assessment_neither_ends_nor_extends_an_episode(days, grades, numbers, summary):
+    graded = crs.grade_days(days, 38.0)
+    assert graded.grade.tolist() == grades
+    assert [None if e != e or e is None else int(e) for e in graded.episode.tolist()] == numbers
+    result = crs.summarise(graded, treated_toci=False, treated_steroids=False, investigator_max=None, grade5=False)
+    assert (result["onset_day"], result["duration_days"], result["n_episodes"]) == summary
+
+
+@pytest.mark.parametrize("grades, numbers", [
+    ([1, 2, 1], [1, 1, 1]), ([1, 0, 1], [1, None, 2]), ([0, 0, 3], [None, None, 1]), ([], []),
+])
+def test_icans_episodes_are_runs_of_assessed_days(grades, numbers):
+    assert icans.episodes(grades) == numbers
 
 
 @pytest.mark.parametrize("tool, score, unable, consciousness, grade", [
@@ -98,3 +123,52 @@ def test_build_gives_every_infused_participant_a_row_and_grade_5_from_death():
     assert rows == [("CD22-001", 2, 1, 2, True, 2, False), ("CD22-002", 5, 1, 1, True, 4, True),
                     ("CD22-003", 0, None, None, False, None, None)]
     assert con.sql("SELECT count(*) FROM mart.icans_summary WHERE max_grade = 0").fetchall() == [(3,)]
+
+
+# CRS and ICANS grading start on the infusion day (derivations §4.1-4.2): assessments before it stay in core and
+# make no grade, no episode and no tally row. participant: CRS (day, tmax), ICANS (day, ICE score), then the
+# expected CRS (max_grade, onset_day, duration_days, n_episodes), ICANS (max_grade, onset_day, n_episodes) and the
+# graded CRS days
+START_CASES = [
+    ("CD22-001", [(-2, 39.0)], [(-2, 5)], (0, None, None, 0), (0, None, 0), []),
+    ("CD22-002", [(-1, 39.0), (0, 38.5), (1, 38.2)], [(-1, 5), (0, 8)], (1, 0, 2, 1), (1, 0, 1), [0, 1]),
+    ("CD22-003", [(-1, 38.5), (0, 37.0), (2, 38.0)], [], (1, 2, 1, 1), (0, None, 0), [0, 2]),
+    ("CD22-004", [(0, 38.0)], [(0, 9)], (1, 0, 1, 1), (1, 0, 1), [0]),
+]
+
+
+def test_grading_starts_on_the_infusion_day():
+    from car22.rules import ctcae, toxicity
+    from car22.sql import set_protocol_variables
+
+    con = duckdb.connect()
+    run_sql_file(con, "ops/schema.sql")
+    run_sql_file(con, "core/schema.sql")
+    protocol = load_protocol()
+    set_protocol_variables(con, protocol)
+    for pid, crs_days, icans_days, *_ in START_CASES:
+        con.execute("INSERT INTO core.participants (participant_id, infused, infusion_date) "
+                    "VALUES (?, TRUE, '2026-03-01')", [pid])
+        for d, tmax in crs_days:
+            con.execute("INSERT INTO core.crs_assessments (participant_id, study_day, tmax_c, hypotension, vasopressin, "
+                        "oxygen, tocilizumab, steroids) VALUES (?, ?, ?, 0, FALSE, 0, FALSE, FALSE)", [pid, d, tmax])
+        for d, score in icans_days:
+            con.execute("INSERT INTO core.icans_assessments (participant_id, study_day, tool, score, unable_to_assess, "
+                        "consciousness, seizure, motor_weakness, cerebral_edema) "
+                        "VALUES (?, ?, 'ICE', ?, FALSE, 0, 0, FALSE, 0)", [pid, d, score])
+    crs.build(con, protocol)
+    icans.build(con, protocol)
+    ctcae.build(con, protocol)
+    toxicity.build(con, protocol)
+    for pid, _, _, crs_expected, icans_expected, crs_graded in START_CASES:
+        assert con.execute("SELECT max_grade, onset_day, duration_days, n_episodes FROM mart.crs_summary "
+                           "WHERE participant_id = ?", [pid]).fetchall() == [crs_expected]
+        assert con.execute("SELECT max_grade, onset_day, n_episodes FROM mart.icans_summary "
+                           "WHERE participant_id = ?", [pid]).fetchall() == [icans_expected]
+        assert [r[0] for r in con.execute("SELECT study_day FROM mart.crs_daily WHERE participant_id = ? ORDER BY 1",
+                                          [pid]).fetchall()] == crs_graded
+    # the tally: CRS in 3 of 4 (not CD22-001, whose only fever was on day -2), ICANS in 2 of 4
+    tally = dict(con.execute("SELECT toxicity, n_any FROM mart.toxicity_tally WHERE \"window\" = 'overall' "
+                             "AND scale = 'ASTCT'").fetchall())
+    assert tally == {"Cytokine release syndrome": 3, "ICANS": 2}
+    assert con.execute("SELECT count(*) FROM core.crs_assessments WHERE study_day < 0").fetchall() == [(3,)]

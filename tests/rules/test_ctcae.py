@@ -1,11 +1,14 @@
 """CTCAE v5.0 lab grades (derivations §4.3), admiral style: rows of value, limits, baseline and expected grade,
-at every grade edge (exactly at the threshold and just past it)."""
+at every grade edge (exactly at the threshold and just past it); below-LLOQ and censored results (§1.2); the
+baseline's own ULN."""
 import duckdb
 import pytest
 
 from car22.config import load_protocol
 from car22.rules import ctcae
 from car22.sql import run_sql_file, set_protocol_variables
+
+BLQ = "BLQ"   # in the comparator column: a below-LLOQ result (no number)
 
 # test, value, LLN, ULN, baseline (value, its ULN) or None, comparator, expected grade, basis or null reason
 CASES = [
@@ -104,6 +107,28 @@ CASES = [
     ("K", 2.49, 3.5, 5.1, None, None, 4, "ABSOLUTE"),
     # censored in the direction that cannot be graded
     ("AST", 10, 10, 40, None, "<", None, "censored"),
+    ("ANC", 0.3, 2.0, 8.0, None, ">", None, "censored"),
+    # below the LLOQ (§1.2): a measured 0, every decrease criterion met (the worst grade), no increase one
+    ("ANC", None, 2.0, 8.0, None, BLQ, 4, "ABSOLUTE"),          # neutropenia grade 4, not a missing row
+    ("ANC", None, None, 8.0, None, BLQ, 4, "ABSOLUTE"),         # the undecidable grade 1 lies below grade 4
+    ("PLT", None, 150, 400, None, BLQ, 4, "ABSOLUTE"),
+    ("HGB", None, 120, 160, None, BLQ, 3, "ABSOLUTE"),
+    ("ALC", None, 1.0, 4.8, None, BLQ, 4, "ABSOLUTE"),
+    ("WBC", None, 4.5, 11, None, BLQ, 4, "ABSOLUTE"),
+    ("K", None, 3.5, 5.1, None, BLQ, 4, "ABSOLUTE"),
+    ("FIBR", None, 200, 400, (300, 400), BLQ, 4, "ABSOLUTE"),
+    ("AST", None, 10, 40, (30, 40), BLQ, 0, None),
+    ("AST", None, 10, None, None, BLQ, 0, None),                # no ULN needed to fail every increase
+    ("TBILI", None, 0.2, 1.2, (2.0, 1.2), BLQ, 0, None),        # abnormal baseline: still no increase
+    ("CREAT", None, 0.3, None, (0.4, 1.0), BLQ, 0, None),
+    # censored (§1.2): <x meets "below t" when x <= t, >x meets "above t" when x >= t; meeting none decides nothing
+    ("ANC", 1.0, 2.0, 8.0, None, "<", 3, "ABSOLUTE"),           # <1.0 is below 1.0: at least grade 3
+    ("ANC", 2.0, 2.0, 8.0, None, "<", 1, "LLN"),                # <2.0 is below the LLN 2.0
+    ("ANC", 2.01, 2.0, 8.0, None, "<", None, "censored"),       # <2.01 may be normal or grade 4
+    ("ANC", 5.0, 2.0, 8.0, None, "<", None, "censored"),
+    ("AST", 800, 10, 40, (30, 40), ">", 4, "ULN"),              # >800 is above 20 x ULN = 800
+    ("AST", 40, 10, 40, (30, 40), ">", 1, "ULN"),               # >40 is above the ULN 40
+    ("AST", 30, 10, 40, (30, 40), ">", None, "censored"),       # >30 may be normal or grade 4
 ]
 
 
@@ -125,18 +150,21 @@ def graded():
         con.execute("INSERT INTO core.lab_results (participant_id, accession, test_code, collected_at, study_day, "
                     "value, comparator, ref_low, ref_high, result_kind) "
                     "VALUES (?, ?, ?, '2026-03-08 08:00', 2, ?, ?, ?, ?, ?)",
-                    [pid, f"G{i}", code, value, comparator, lln, uln, "CENSORED" if comparator else "VALUE"])
+                    [pid, f"G{i}", code, value, None if comparator == BLQ else comparator, lln, uln,
+                     "BELOW_LLOQ" if comparator == BLQ else "CENSORED" if comparator else "VALUE"])
     ctcae.build(con, protocol)
     return {row[0]: row[1:] for row in con.execute(
-        "SELECT accession, grade, grade_basis, null_reason, ctcae_version FROM mart.lab_toxicity").fetchall()}
+        "SELECT accession, grade, grade_basis, null_reason, ctcae_version, value, below_lloq "
+        "FROM mart.lab_toxicity").fetchall()}
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c[0]}-{c[1]}-{c[6]}" for c in CASES])
 def test_grade(graded, i):
     code, value, lln, uln, baseline, comparator, grade, basis = CASES[i]
-    got_grade, got_basis, null_reason, version = graded[f"G{i}"]
+    got_grade, got_basis, null_reason, version, got_value, below_lloq = graded[f"G{i}"]
     assert got_grade == grade
     assert version == "5.0"
+    assert (got_value, below_lloq) == ((0, True) if comparator == BLQ else (value, False))
     if grade is None:
         assert basis.lower() in null_reason.lower()
     else:
@@ -151,3 +179,46 @@ def test_floating_point_boundaries_need_rounding():
     # in binary 1.5 x 0.4 = 0.6000000000000001 and 1.5 x 1.2 = 1.7999999999999998: the CREAT 0.6 and TBILI 1.8
     # cases above are graded at the boundary only thanks to the 12-significant-digit comparison
     assert 1.5 * 0.4 != 0.6 and 1.5 * 1.2 != 1.8
+
+
+# The baseline switch reads the baseline result's own ULN, else the graded result's, never an older row's.
+# rows before lymphodepletion (day, value, ULN), graded ALT value and ULN, expected grade and basis
+BASELINE_ULN_CASES = [
+    # 45 has no ULN; the older 30 had 40: 45 vs the graded ULN 50 is normal -> 140 > ULN 50, not > 3 x 50
+    ([(-20, 30, 40), (-10, 45, None)], 140, 50, 1, "ULN"),
+    # 45 with its own ULN 40 is abnormal -> 140 > 3 x 45 = 135: grade 2 on the baseline
+    ([(-20, 30, 60), (-10, 45, 40)], 140, 50, 2, "BASELINE"),
+    # 55 has no ULN: above the graded ULN 50 (not the older 60) -> 140 >= 1.5 x 55, not > 3 x 55
+    ([(-20, 30, 60), (-10, 55, None)], 140, 50, 1, "BASELINE"),
+    # 50 equals the graded ULN 50: not above it, so a normal baseline
+    ([(-20, 30, 40), (-10, 50, None)], 140, 50, 1, "ULN"),
+    # neither has a ULN and neither has the graded result: the ULN criteria cannot be decided
+    ([(-10, 45, None)], 140, None, None, "ULN"),
+]
+
+
+@pytest.mark.parametrize("before, value, uln, grade, basis", BASELINE_ULN_CASES)
+def test_the_baseline_switch_reads_the_baselines_own_uln(before, value, uln, grade, basis):
+    con = duckdb.connect()
+    run_sql_file(con, "ops/schema.sql")
+    run_sql_file(con, "core/schema.sql")
+    protocol = load_protocol()
+    set_protocol_variables(con, protocol)
+    con.execute("INSERT INTO core.participants (participant_id, infused, ld_start_date, infusion_date) "
+                "VALUES ('CD22-001', TRUE, '2026-03-01', '2026-03-06')")
+    for k, (day, old, old_uln) in enumerate(before):
+        con.execute("INSERT INTO core.lab_results (participant_id, accession, test_code, collected_at, value, ref_low, "
+                    "ref_high, result_kind) VALUES ('CD22-001', ?, 'ALT', DATE '2026-03-06' + ? + TIME '08:00', ?, 7, "
+                    "?, 'VALUE')", [f"B{k}", day, old, old_uln])
+    con.execute("INSERT INTO core.lab_results (participant_id, accession, test_code, collected_at, study_day, value, "
+                "ref_low, ref_high, result_kind) VALUES ('CD22-001', 'G', 'ALT', '2026-03-08 08:00', 2, ?, 7, ?, "
+                "'VALUE')", [value, uln])
+    ctcae.build(con, protocol)
+    got = con.execute("SELECT grade, grade_basis, null_reason FROM mart.lab_toxicity").fetchall()
+    assert len(got) == 1
+    got_grade, got_basis, null_reason = got[0]
+    assert got_grade == grade
+    if grade is None:
+        assert basis in null_reason
+    else:
+        assert got_basis == basis

@@ -11,19 +11,42 @@ from car22.sql import run_sql_file
 BANDS = [[5, 0.8], [10, 1.0], [999, 1.2]]
 
 
-@pytest.mark.parametrize("age, completed, expected", [
-    (3.0, 3, MET),                      # 3rd birthday
-    (2.99, 2, NOT_MET),
-    (1096 / 365.25, 3, MET),            # 3.0007 years
-    (65.99, 65, MET),                   # "<= 65 years": up to the day before the 66th birthday
-    (65.99863107460644, 65, MET),       # 24106 days
-    (66.0, 66, NOT_MET),
-    (66.00136892539356, 66, NOT_MET),   # 24107 days
-    (None, None, NOT_ASSESSABLE),
+@pytest.mark.parametrize("years, expected", [
+    (3, MET), (2, NOT_MET), (65, MET), (66, NOT_MET), (None, NOT_ASSESSABLE),
 ])
-def test_age(age, completed, expected):
-    row = eligibility.assess_age(age, min_years=3, max_years=65)
-    assert (row["value"], row["limit_low"], row["limit"], row["result"]) == (completed, 3, 65, expected)
+def test_age(years, expected):
+    row = eligibility.assess_age(years, min_years=3, max_years=65)
+    assert (row["value"], row["limit_low"], row["limit"], row["result"]) == (years, 3, 65, expected)
+
+
+# consent date, date of birth -> completed years at consent, AGE, creatinine limit (derivations §6.1): the age is
+# the calendar age computed as the enrollment file is read, not days / 365.25
+AGE_AT_CONSENT = [
+    ("2026-03-01", "1960-03-01", 66, NOT_MET, 1.2),    # the 66th birthday (24106 days = 65.9986 x 365.25)
+    ("2026-02-28", "1960-03-01", 65, MET, 1.2),        # the day before the 66th birthday
+    ("2027-03-01", "2024-03-01", 3, MET, 0.8),         # the 3rd birthday (1095 days = 2.998 x 365.25)
+    ("2027-02-28", "2024-03-01", 2, NOT_MET, 0.8),     # the day before the 3rd birthday
+    ("2026-02-10", "2020-08-10", 5, MET, 0.8),         # five and a half: 5 completed years, "<= 5"
+    ("2026-08-10", "2020-08-10", 6, MET, 1.0),         # the 6th birthday: "6-10"
+    ("2026-08-09", "2015-08-10", 10, MET, 1.0),        # the day before the 11th birthday
+    ("2026-08-10", "2015-08-10", 11, MET, 1.2),        # the 11th birthday: ">= 11"
+]
+
+
+@pytest.mark.parametrize("consent, dob, years, expected, creatinine_limit", AGE_AT_CONSENT)
+def test_age_from_the_date_of_birth_as_the_file_is_read(consent, dob, years, expected, creatinine_limit):
+    from car22.intake.reading import read_export
+    from car22.intake.sources import type_frame
+
+    header = ("record_id,redcap_event_name,consent_date,dob,sex,weight_kg,height_cm,cd19_product,"
+              "cd19_infusion_date,hsct_eligible")
+    data = f"{header}\nCD22-001,screening_arm_1,{consent},{dob},1,30,130,1,2025-11-01,0\n".encode()
+    export = read_export(data)
+    typed = type_frame(export.source, export.rows).iloc[0]
+    age = typed["age_at_consent_years"]
+    assert age == years
+    assert eligibility.assess_age(age, min_years=3, max_years=65)["result"] == expected
+    assert eligibility.creatinine_limit(age, BANDS) == creatinine_limit
 
 
 @pytest.mark.parametrize("days, expected", [
@@ -54,7 +77,7 @@ def test_screening_mrd(status, expected):
     (400.1, 40.0, 10.0, None, False, 400.0, NOT_MET),
     (11.3, 1.13, 10.0, None, False, 11.299999999999999, MET),  # 10 x 1.13 in floating point; 12 digits: equal
     (11.31, 1.13, 10.0, None, False, 11.299999999999999, NOT_MET),
-    (None, 40.0, 10.0, None, False, 400.0, NOT_ASSESSABLE),  # no value
+    (None, 40, 10.0, None, False, 400.0, NOT_ASSESSABLE),  # no value
     (30.0, None, 10.0, None, False, None, NOT_ASSESSABLE),   # no ULN on the result
     (None, 1.2, 2.0, None, True, 2.4, MET),                  # below the limit of quantitation
     (0.2, 1.2, 2.0, "<", False, 2.4, MET),                   # <0.2: below the limit whatever it is
@@ -69,27 +92,27 @@ def test_lab_multiple_of_uln(value, uln, factor, comparator, below, limit, expec
 
 
 @pytest.mark.parametrize("age, limit", [
-    (3.0, 0.8), (5.0, 0.8), (5.5, 1.0), (5.0001, 1.0), (10.0, 1.0), (10.01, 1.2), (65.9, 1.2), (None, None),
+    (3, 0.8), (5, 0.8), (6, 1.0), (10, 1.0), (11, 1.2), (65, 1.2), (None, None),
 ])
 def test_creatinine_limit_by_age(age, limit):
     assert eligibility.creatinine_limit(age, BANDS) == limit
 
 
 @pytest.mark.parametrize("creat, age, crcl, expected, basis, value, limit", [
-    (0.8, 5.0, None, MET, "CREATININE", 0.8, 0.8),           # exactly the limit at age 5
-    (0.81, 5.0, None, NOT_MET, "CREATININE", 0.81, 0.8),
-    (0.81, 5.5, None, MET, "CREATININE", 0.81, 1.0),         # age 5.5: > 5 to <= 10, limit 1.0
-    (1.0, 10.0, None, MET, "CREATININE", 1.0, 1.0),
-    (1.01, 10.0, None, NOT_MET, "CREATININE", 1.01, 1.0),
-    (1.2, 40.0, None, MET, "CREATININE", 1.2, 1.2),
-    (1.21, 40.0, None, NOT_MET, "CREATININE", 1.21, 1.2),
-    (70.736 / 88.42, 5.0, None, MET, "CREATININE", 0.8, 0.8),  # 70.736 µmol/L
-    (1.5, 40.0, 60.0, MET, "CRCL", 60.0, 60.0),              # measured CrCl exactly 60 rescues
-    (1.5, 40.0, 59.9, NOT_MET, "CREATININE", 1.5, 1.2),      # 59.9 does not
-    (1.5, 40.0, None, NOT_MET, "CREATININE", 1.5, 1.2),      # not measured: no rescue
-    (None, 40.0, 75.0, MET, "CRCL", 75.0, 60.0),             # no creatinine, clearance decides
-    (None, 40.0, 50.0, NOT_ASSESSABLE, "CREATININE", None, 1.2),
-    (None, 40.0, None, NOT_ASSESSABLE, "CREATININE", None, 1.2),
+    (0.8, 5, None, MET, "CREATININE", 0.8, 0.8),             # exactly the limit at age 5
+    (0.81, 5, None, NOT_MET, "CREATININE", 0.81, 0.8),       # 5 completed years, even five and a half
+    (0.81, 6, None, MET, "CREATININE", 0.81, 1.0),           # age 6: 6-10, limit 1.0
+    (1.0, 10, None, MET, "CREATININE", 1.0, 1.0),
+    (1.01, 10, None, NOT_MET, "CREATININE", 1.01, 1.0),
+    (1.2, 40, None, MET, "CREATININE", 1.2, 1.2),
+    (1.21, 40, None, NOT_MET, "CREATININE", 1.21, 1.2),
+    (70.736 / 88.42, 5, None, MET, "CREATININE", 0.8, 0.8),  # 70.736 µmol/L
+    (1.5, 40, 60.0, MET, "CRCL", 60.0, 60.0),              # measured CrCl exactly 60 rescues
+    (1.5, 40, 59.9, NOT_MET, "CREATININE", 1.5, 1.2),      # 59.9 does not
+    (1.5, 40, None, NOT_MET, "CREATININE", 1.5, 1.2),      # not measured: no rescue
+    (None, 40, 75.0, MET, "CRCL", 75.0, 60.0),             # no creatinine, clearance decides
+    (None, 40, 50.0, NOT_ASSESSABLE, "CREATININE", None, 1.2),
+    (None, 40, None, NOT_ASSESSABLE, "CREATININE", None, 1.2),
     (1.0, None, None, NOT_ASSESSABLE, "CREATININE", 1.0, None),  # no age, no limit
     (1.0, None, 80.0, MET, "CRCL", 80.0, 60.0),
 ])
@@ -99,7 +122,7 @@ def test_creatinine(creat, age, crcl, expected, basis, value, limit):
 
 
 def test_creatinine_detail_names_the_basis():
-    row = eligibility.assess_creatinine(1.1, 8.0, 72.0, bands=BANDS, crcl_min=60)
+    row = eligibility.assess_creatinine(1.1, 8, 72.0, bands=BANDS, crcl_min=60)
     assert row["detail"] == ("creatinine: 1.1 mg/dL (age 8: limit 1); met by measured CrCl 72 mL/min/1.73 m2 "
                              "(limit 60)")
 
@@ -150,9 +173,9 @@ def _core(rows: bool = True) -> duckdb.DuckDBPyConnection:
         return con
     con.execute("""INSERT INTO core.participants (participant_id, consent_date, age_at_consent_years,
                    cd19_infusion_date, ld_start_date, infusion_date, infused) VALUES
-        ('CD22-001', '2026-02-02', 8.0, '2025-12-01', '2026-03-02', '2026-03-07', TRUE),
-        ('CD22-002', '2026-02-09', 2.99, '2025-12-10', NULL, NULL, FALSE),
-        ('CD22-003', '2026-02-16', 40.5, '2025-09-01', '2026-04-03', '2026-04-08', TRUE)""")
+        ('CD22-001', '2026-02-02', 8, '2025-12-01', '2026-03-02', '2026-03-07', TRUE),
+        ('CD22-002', '2026-02-09', 2, '2025-12-10', NULL, NULL, FALSE),
+        ('CD22-003', '2026-02-16', 40, '2025-09-01', '2026-04-03', '2026-04-08', TRUE)""")
     # 001: 2026-03-02 - 2025-12-01 = 91 days; 003: 2026-04-03 - 2025-09-01 = 214 days
     con.execute("""INSERT INTO core.lab_results (participant_id, accession, test_code, collected_at, resulted_at,
                    value, comparator, below_lloq, ref_high, unit) VALUES

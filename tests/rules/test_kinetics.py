@@ -84,10 +84,35 @@ def test_loss_of_aplasia_needs_confirmation():
     days = [7, 14, 28, 91, 182, 274]
     states = ["APLASTIC", "APLASTIC", "APLASTIC", "RECOVERED", "APLASTIC", "RECOVERED"]
     result = kinetics.b_cell_aplasia(days, states, confirm=True)
-    assert result == {"aplasia_at_d28": True, "bca_loss_day": None, "last_aplastic_day": 182, "n_samples": 6}
+    assert result == {"aplasia_at_d28": True, "bca_loss_day": None, "bca_status": "ONGOING", "last_aplastic_day": 182,
+                      "n_samples": 6}
     assert kinetics.b_cell_aplasia(days, states, confirm=False)["bca_loss_day"] == 91
     confirmed = kinetics.b_cell_aplasia(days + [365], states + ["RECOVERED"], confirm=True)
     assert confirmed["bca_loss_day"] == 274
+
+
+A, R, I = "APLASTIC", "RECOVERED", "INDETERMINATE"
+
+
+# B-cell aplasia loss needs aplasia first, on or after day 0 (derivations §3): (days, states, confirm) ->
+# (bca_loss_day, bca_status)
+BCA_CASES = [
+    ([0, 7, 14, 28], [R, R, R, R], True, (None, "NEVER_APLASTIC")),     # B cells never gone: not a loss
+    ([7, 14, 28, 91, 182], [R, R, A, R, R], True, (91, "LOST")),         # present before the CAR took effect
+    ([7, 14, 28, 91], [R, R, A, R], False, (91, "LOST")),                # unconfirmed setting, same rule
+    ([-5, 7, 14], [A, R, R], True, (None, "NEVER_APLASTIC")),            # aplastic only before day 0
+    ([0, 7, 14], [A, R, R], True, (7, "LOST")),                          # aplasia on day 0 counts
+    ([7, 14, 28], [I, R, R], True, (None, "NEVER_APLASTIC")),            # indeterminate is not aplasia
+    ([7, 14], [A, R], True, (None, "ONGOING")),                          # the last recovery is unconfirmed
+    ([7, 14, 28], [A, A, A], True, (None, "ONGOING")),
+    ([], [], True, (None, None)),                                        # no sample: unknown
+]
+
+
+@pytest.mark.parametrize("days, states, confirm, expected", BCA_CASES)
+def test_loss_of_aplasia_needs_aplasia_first(days, states, confirm, expected):
+    result = kinetics.b_cell_aplasia(days, states, confirm=confirm)
+    assert (result["bca_loss_day"], result["bca_status"]) == expected
 
 
 def test_geometric_mean_and_cv_by_hand():
@@ -119,3 +144,51 @@ def test_build_keeps_cd19_car_apart():
     assert con.sql("SELECT n, n_expanded FROM mart.car_kinetics_summary WHERE assay = 'flow_abs' "
                    "AND target = 'CD22CAR'").fetchall() == [(1, 1)]
     assert con.sql("SELECT aplasia_at_d28 FROM mart.b_cell_aplasia").fetchall() == [(True,)]
+
+
+# CAR kinetics from blood only (derivations §3): a marrow sample on the same day is stored, never averaged in.
+# Blood flow_abs is the worked example (100 cells/uL x %); marrow samples on days 14 and 28 would change it.
+SPECIMEN_CASES = [
+    # assay, cmax, tmax_day, auc_0_28 of the blood profile
+    ("flow_pct", 40.0, 14, 430.5),
+    ("flow_abs", 40.0, 14, 430.5),
+    # qPCR blood 1000 on day 7, 0 (BLQ) on day 28: 7*1000/2 + 21*1000/2 = 14000
+    ("qpcr", 1000.0, 7, 14000.0),
+]
+
+
+@pytest.fixture(scope="module")
+def with_marrow():
+    con = duckdb.connect()
+    run_sql_file(con, "ops/schema.sql")
+    run_sql_file(con, "core/schema.sql")
+    con.execute("INSERT INTO core.participants (participant_id, infused, infusion_date) VALUES "
+                "('CD22-001', TRUE, '2026-03-01')")
+    flow = [("PB", 7, 5, 0.1), ("PB", 14, 40, 0.1), ("PB", 21, 15, 0.1), ("PB", 28, 3, 0.1),
+            ("BM", 14, 90, 5.0), ("BM", 28, 60, 5.0), ("BM", 35, 60, 5.0)]
+    for specimen, day, car22, b_pct in flow:
+        con.execute("""INSERT INTO core.flow_samples (participant_id, sample_id, panel, specimen, study_day, qc,
+                       cd3_abs_cells_ul, car22_pct, cd19b_pct, cd19b_abs_cells_ul)
+                       VALUES ('CD22-001', ?, 'CAR', ?, ?, 'PASS', 100, ?, ?, NULL)""",
+                    [f"{specimen}{day}", specimen, day, car22, b_pct])
+    qpcr = [("PB", 7, 1000, False), ("PB", 28, None, True), ("BM", 7, 90000, False), ("BM", 28, 5000, False)]
+    for specimen, day, copies, blq in qpcr:
+        con.execute("""INSERT INTO core.qpcr_results (participant_id, sample_id, target, specimen, study_day,
+                       copies_per_ug, below_lloq, qc) VALUES ('CD22-001', ?, 'CD22CAR', ?, ?, ?, ?, 'PASS')""",
+                    [f"Q{specimen}{day}", specimen, day, copies, blq])
+    kinetics.build(con, load_protocol())
+    return con
+
+
+@pytest.mark.parametrize("assay, cmax, tmax_day, auc", SPECIMEN_CASES)
+def test_kinetics_from_blood_samples_only(with_marrow, assay, cmax, tmax_day, auc):
+    rows = with_marrow.execute("SELECT cmax, tmax_day, auc_0_28 FROM mart.car_kinetics WHERE assay = ? "
+                               "AND target = 'CD22CAR'", [assay]).fetchall()
+    assert rows == [(cmax, tmax_day, auc)]
+
+
+def test_marrow_samples_are_stored_and_b_cells_read_from_blood(with_marrow):
+    assert with_marrow.sql("SELECT count(*) FROM mart.car_levels WHERE specimen = 'BM'").fetchall() == [(8,)]
+    # marrow B cells at 5 % (above the limit) are not a recovery: blood stays aplastic
+    assert with_marrow.sql("SELECT bca_status, bca_loss_day, n_samples FROM mart.b_cell_aplasia").fetchall() == [
+        ("ONGOING", None, 4)]

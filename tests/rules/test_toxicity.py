@@ -1,8 +1,9 @@
 """Toxicity tallies (derivations §4.4) over a small hand-made cohort: N, worst grade once per participant, windows."""
 import duckdb
+import pytest
 
 from car22.config import load_protocol
-from car22.rules import toxicity
+from car22.rules import crs, ctcae, icans, toxicity
 from car22.sql import run_sql_file, set_protocol_variables
 
 
@@ -20,9 +21,8 @@ def test_tally_of_a_hand_made_cohort():
     con.execute("""INSERT INTO mart.crs_daily VALUES ('CD22-001', 2, 1), ('CD22-001', 3, 2), ('CD22-001', 4, 1),
                    ('CD22-002', 5, 0), ('CD22-003', 3, 3), ('CD22-004', 40, 2)""")
     con.execute("CREATE TABLE mart.icans_daily (participant_id VARCHAR, study_day INTEGER, grade INTEGER)")
-    con.execute("CREATE TABLE mart.lab_toxicity (participant_id VARCHAR, ctcae_term VARCHAR, ctcae_version VARCHAR, "
-                "study_day INTEGER, grade INTEGER)")
-    con.execute("""INSERT INTO mart.lab_toxicity VALUES
+    ctcae.build(con, protocol)          # the criteria (every CTCAE term) and an empty mart.lab_toxicity
+    con.execute("""INSERT INTO mart.lab_toxicity (participant_id, ctcae_term, ctcae_version, study_day, grade) VALUES
         ('CD22-001', 'Neutrophil count decreased', '5.0', -2, 4), ('CD22-001', 'Neutrophil count decreased', '5.0', 5, 3),
         ('CD22-002', 'Neutrophil count decreased', '5.0', 10, 4), ('CD22-005', 'Neutrophil count decreased', '5.0', 10, 4),
         ('CD22-003', 'Neutrophil count decreased', '5.0', 10, NULL)""")
@@ -56,3 +56,40 @@ def test_tally_of_a_hand_made_cohort():
     onset = con.sql("SELECT onset_day FROM mart.toxicity_by_participant WHERE participant_id = 'CD22-001' "
                     "AND toxicity = 'Cytokine release syndrome' AND \"window\" = 'overall'").fetchall()
     assert onset == [(2,)]
+    # zeros are rows too (derivations §4.4): nobody has ICANS or hypokalemia, every graded toxicity is there
+    assert tally[("ICANS", "overall")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
+    assert tally[("Hypokalemia", "day_0_28")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
+    assert sorted(tally) == sorted((t, w) for t in ALL_GRADED + ["Sepsis"] for w in ("day_0_28", "overall"))
+
+
+ALL_GRADED = ["Cytokine release syndrome", "ICANS", "Neutrophil count decreased", "Platelet count decreased",
+              "Anemia", "Lymphocyte count decreased", "White blood cell decreased",
+              "Aspartate aminotransferase increased", "Alanine aminotransferase increased", "Blood bilirubin increased",
+              "Creatinine increased", "Fibrinogen decreased", "Hypokalemia"]
+
+
+@pytest.fixture(scope="module")
+def nobody_graded():
+    """Two infused participants, one not infused, and no grade anywhere."""
+    con = duckdb.connect()
+    run_sql_file(con, "ops/schema.sql")
+    run_sql_file(con, "core/schema.sql")
+    protocol = load_protocol()
+    set_protocol_variables(con, protocol)
+    con.execute("""INSERT INTO core.participants (participant_id, infused, infusion_date) VALUES
+        ('CD22-001', TRUE, '2026-03-01'), ('CD22-002', TRUE, '2026-03-01'), ('CD22-003', FALSE, NULL)""")
+    crs.build(con, protocol)
+    icans.build(con, protocol)
+    ctcae.build(con, protocol)
+    toxicity.build(con, protocol)
+    return {(r[0], r[1], r[2]): r[3:] for r in con.execute(
+        "SELECT toxicity, scale, \"window\", n_participants, n_any, pct_any, n_grade_ge3, pct_grade_ge3, n_grade_1, "
+        "n_grade_2, n_grade_3, n_grade_4, n_grade_5 FROM mart.toxicity_tally").fetchall()}
+
+
+@pytest.mark.parametrize("window", ["day_0_28", "overall"])
+@pytest.mark.parametrize("toxicity_name", ALL_GRADED)
+def test_every_graded_toxicity_has_its_zero_rows(nobody_graded, toxicity_name, window):
+    scale = "ASTCT" if toxicity_name in ("Cytokine release syndrome", "ICANS") else "CTCAE v5.0"
+    assert nobody_graded[(toxicity_name, scale, window)] == (2, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
+    assert len(nobody_graded) == 2 * len(ALL_GRADED)

@@ -2,8 +2,8 @@ COMMENT ON TABLE core.participants IS 'One row per enrolled participant: the cur
 COMMENT ON COLUMN core.participants.participant_id IS 'Participant ID, CD22-001 … CD22-020 (regex ^CD22-[0-9]{3}$); the EDC record_id. Key of this table and join key of every core and mart table.';
 COMMENT ON COLUMN core.participants.sex IS 'Sex from EDC enrollment, decoded: M (code 1) | F (code 2); NULL when not entered.';
 COMMENT ON COLUMN core.participants.consent_date IS 'Date of informed consent (EDC enrollment), site local date.';
-COMMENT ON COLUMN core.participants.age_at_consent_years IS 'Age at consent in years = (consent_date − date of birth) in days / 365.25, computed as the EDC file was read; the date of birth itself is dropped and never stored.';
-COMMENT ON COLUMN core.participants.age_at_infusion_years IS 'Age at the CD22 CAR infusion in years = (age at consent in days + (infusion_date − consent_date)) / 365.25; NULL when not infused.';
+COMMENT ON COLUMN core.participants.age_at_consent_years IS 'Age at consent in completed years (the calendar age: 66 on the 66th birthday; derivations §6.1), computed from the date of birth as the EDC file was read; the date of birth itself is dropped and never stored.';
+COMMENT ON COLUMN core.participants.age_at_infusion_years IS 'Age at the CD22 CAR infusion in completed years: the age at consent plus the birthdays between consent and infusion (from the days to the next birthday computed as the file was read); NULL when not infused.';
 COMMENT ON COLUMN core.participants.weight_kg IS 'Body weight at enrollment, kg (EDC enrollment).';
 COMMENT ON COLUMN core.participants.height_cm IS 'Height at enrollment, cm (EDC enrollment).';
 COMMENT ON COLUMN core.participants.bsa_m2 IS 'Body surface area, m², by Mosteller = √(height_cm × weight_kg / 3600) from the enrollment height and weight (derivations §6.2); NULL when either is missing. Compare core.treatments.bsa_used_m2, the BSA the site used.';

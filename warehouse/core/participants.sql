@@ -1,6 +1,8 @@
 -- core.participants: one row per enrolled participant (current, non-deleted EDC enrollment record),
--- with treatment milestones and follow-up. Ages come from the age in days computed as the file was read;
--- the date of birth never reaches the warehouse (trial.md). BSA by Mosteller (derivations §6.2).
+-- with treatment milestones and follow-up. Ages are completed years (derivations §6.1): at consent as computed
+-- from the date of birth when the file was read; at the infusion, that age plus the birthdays since, from the
+-- days from consent to the next birthday (also computed as the file was read). The date of birth never reaches
+-- the warehouse (trial.md). BSA by Mosteller (derivations §6.2).
 DELETE FROM core.participants;
 INSERT INTO core.participants BY NAME
 WITH enrollment AS (
@@ -26,7 +28,13 @@ SELECT
     e.sex,
     e.consent_date,
     e.age_at_consent_years,
-    (e.age_at_consent_days + (car.infusion_date - e.consent_date)) / 365.25 AS age_at_infusion_years,
+    CAST(e.age_at_consent_years + CASE
+        WHEN car.infusion_date < e.consent_date + e.days_to_next_birthday THEN 0
+        -- one more year at the next birthday, then one per anniversary of it (its month and day)
+        ELSE 1 + year(car.infusion_date) - year(e.consent_date + e.days_to_next_birthday)
+             - CASE WHEN strftime(car.infusion_date, '%m-%d')
+                         < strftime(e.consent_date + e.days_to_next_birthday, '%m-%d') THEN 1 ELSE 0 END
+        END AS INTEGER) AS age_at_infusion_years,
     e.weight_kg,
     e.height_cm,
     sqrt(e.height_cm * e.weight_kg / 3600) AS bsa_m2,

@@ -8,8 +8,8 @@ CREATE TABLE IF NOT EXISTS core.participants (
     participant_id        VARCHAR NOT NULL,
     sex                   VARCHAR,   -- 'M' | 'F'
     consent_date          DATE,
-    age_at_consent_years  DOUBLE,
-    age_at_infusion_years DOUBLE,
+    age_at_consent_years  INTEGER,   -- completed years (derivations §6.1)
+    age_at_infusion_years INTEGER,   -- completed years
     weight_kg             DOUBLE,
     height_cm             DOUBLE,
     bsa_m2                DOUBLE,

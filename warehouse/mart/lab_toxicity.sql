@@ -4,6 +4,9 @@
 -- Grade = the highest grade whose criterion is met; NULL (with null_reason) when a higher grade could not be
 -- decided because a limit it needs (LLN, ULN) is missing: never a silent 0. Values and limits are compared
 -- after rounding both to ctcae_significant_digits significant digits, so 1.5 x ULN equals 1.5 x ULN.
+-- Below-LLOQ results are graded as a measured 0 (derivations §1.2): every decrease criterion met, no increase
+-- one; a censored <x meets a "below t" criterion when x <= t, a censored >x an "above t" one when x >= t, and a
+-- censored result that meets no criterion decides nothing (NULL with the reason).
 CREATE OR REPLACE TEMP MACRO signif(x, digits) AS
     CASE WHEN x IS NULL OR x = 0 THEN x
          ELSE round(x, CAST(digits - 1 - floor(log10(abs(x))) AS INTEGER)) END;
@@ -16,25 +19,30 @@ WITH terms AS (
     FROM core.lab_results l JOIN core.participants p USING (participant_id)
     WHERE l.test_code IN (SELECT test_code FROM terms) AND p.ld_start_date IS NOT NULL
 ), baseline AS (
-    -- the last value collected before the day of the first lymphodepletion dose
-    SELECT participant_id, test_code, arg_max(value, collected_at) AS baseline_value,
-           arg_max(ref_high, collected_at) AS baseline_uln
+    -- the last value collected before the day of the first lymphodepletion dose, with that result's own ULN
+    -- (NULL when it has none: never one borrowed from an older result)
+    SELECT participant_id, test_code, value AS baseline_value, ref_high AS baseline_uln
     FROM labs
-    WHERE CAST(collected_at AS DATE) < ld_start_date AND result_kind = 'VALUE'
-    GROUP BY participant_id, test_code
+    WHERE CAST(collected_at AS DATE) < ld_start_date AND result_kind = 'VALUE' AND value IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY participant_id, test_code
+                               ORDER BY collected_at DESC, accession DESC) = 1
 ), graded AS (
-    SELECT l.participant_id, l.accession, l.collected_at, l.study_day, l.test_code, t.term, t.direction, l.value,
+    SELECT l.participant_id, l.accession, l.collected_at, l.study_day, l.test_code, t.term, t.direction,
+           CASE WHEN l.result_kind = 'BELOW_LLOQ' THEN 0 ELSE l.value END AS value, l.result_kind = 'BELOW_LLOQ' AS blq,
            l.unit, l.comparator, l.ref_low, l.ref_high, b.baseline_value,
+           -- above the baseline's own ULN; when it has none, the graded result's ULN
            b.baseline_value > coalesce(b.baseline_uln, l.ref_high) AS baseline_abnormal,
            (l.comparator = '<' AND t.direction = 'H') OR (l.comparator = '>' AND t.direction = 'L') AS ambiguous
     FROM labs l
     JOIN terms t USING (test_code)
     LEFT JOIN baseline b USING (participant_id, test_code)
-    WHERE CAST(l.collected_at AS DATE) >= l.ld_start_date AND l.result_kind IN ('VALUE', 'CENSORED')
-      AND l.value IS NOT NULL
+    WHERE CAST(l.collected_at AS DATE) >= l.ld_start_date
+      AND ((l.result_kind IN ('VALUE', 'CENSORED') AND l.value IS NOT NULL) OR l.result_kind = 'BELOW_LLOQ')
 ), checks AS (
     SELECT g.accession, g.test_code, c.grade, c.basis, c.required = 'yes' AS required, c.operator,
            g.comparator IS NOT NULL AS censored,
+           -- a below-LLOQ result (0) meets no increase criterion, whatever its limit
+           g.blq AND g.direction = 'H' AS never,
            CASE c.basis WHEN 'ABSOLUTE' THEN c.factor WHEN 'ULN' THEN c.factor * g.ref_high
                         WHEN 'LLN' THEN c.factor * g.ref_low WHEN 'BASELINE' THEN c.factor * g.baseline_value
                         WHEN 'PCHG' THEN c.factor END AS threshold,
@@ -47,8 +55,8 @@ WITH terms AS (
        OR (c.baseline = 'abnormal' AND coalesce(g.baseline_abnormal, FALSE))
        OR (c.baseline = 'normal' AND NOT coalesce(g.baseline_abnormal, FALSE))
 ), evaluated AS (
-    SELECT accession, test_code, grade, basis, required, threshold IS NULL AS missing,
-           CASE WHEN threshold IS NULL OR observed IS NULL THEN FALSE
+    SELECT accession, test_code, grade, basis, required, threshold IS NULL AND NOT never AS missing,
+           CASE WHEN never OR threshold IS NULL OR observed IS NULL THEN FALSE
                 -- a censored result (<x for a decrease, >x for an increase) meets the criterion when its limit does
                 WHEN operator = '<' AND censored THEN signif(observed, getvariable('ctcae_significant_digits'))
                                                    <= signif(threshold, getvariable('ctcae_significant_digits'))
@@ -79,14 +87,18 @@ WITH terms AS (
     FROM levels GROUP BY accession, test_code
 )
 SELECT g.participant_id, g.collected_at, g.study_day, g.test_code, g.term AS ctcae_term, g.value, g.unit,
-       CAST(CASE WHEN g.ambiguous OR d.unknown_above > d.best THEN NULL ELSE d.best END AS INTEGER) AS grade,
+       CAST(CASE WHEN g.ambiguous OR d.unknown_above > d.best OR (g.comparator IS NOT NULL AND d.best = 0) THEN NULL
+                 ELSE d.best END AS INTEGER) AS grade,
        CASE WHEN g.ambiguous OR d.unknown_above > d.best OR d.best = 0 THEN NULL
             WHEN d.basis = 'PCHG' THEN 'BASELINE' ELSE d.basis END AS grade_basis,
        CASE WHEN g.ambiguous THEN 'censored result ' || g.comparator || g.value || ' cannot be graded for '
                                   || CASE g.direction WHEN 'H' THEN 'an increase' ELSE 'a decrease' END
             WHEN d.unknown_above > d.best THEN 'reference limit missing (' || d.missing || '): grade '
-                                               || d.unknown_above || ' or lower cannot be decided' END AS null_reason,
+                                               || d.unknown_above || ' or lower cannot be decided'
+            WHEN g.comparator IS NOT NULL AND d.best = 0
+                THEN 'censored result ' || g.comparator || g.value || ' meets no criterion: the grade cannot be decided'
+       END AS null_reason,
        getvariable('ctcae_version') AS ctcae_version,
-       g.comparator, g.baseline_value, coalesce(g.baseline_abnormal, FALSE) AS baseline_abnormal,
+       g.comparator, g.blq AS below_lloq, g.baseline_value, coalesce(g.baseline_abnormal, FALSE) AS baseline_abnormal,
        g.ref_low AS lln, g.ref_high AS uln, g.accession
 FROM graded g JOIN decided d USING (accession, test_code);

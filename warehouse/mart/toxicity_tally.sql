@@ -1,10 +1,15 @@
 -- mart.toxicity_tally: the safety table (derivations §4.4): per toxicity, scale and window, over the infused
--- population N, each participant counted once at the worst grade. Every toxicity appears in both windows.
+-- population N, each participant counted once at the worst grade. Every toxicity of a graded scale (CRS and
+-- ICANS by ASTCT, each CTCAE lab term of mart.ctcae_criteria) has its rows in both windows even when nobody has
+-- it; investigator-reported AE terms appear once reported.
 CREATE OR REPLACE TABLE mart.toxicity_tally AS
 WITH population AS (
     SELECT count(*) AS n FROM core.participants WHERE infused
 ), toxicities AS (
-    SELECT DISTINCT toxicity, scale FROM mart.toxicity_by_participant
+    SELECT 'Cytokine release syndrome' AS toxicity, 'ASTCT' AS scale
+    UNION SELECT 'ICANS', 'ASTCT'
+    UNION SELECT DISTINCT term, 'CTCAE v' || getvariable('ctcae_version') FROM mart.ctcae_criteria
+    UNION SELECT DISTINCT toxicity, scale FROM mart.toxicity_by_participant
 ), windows AS (
     SELECT unnest(['day_0_28', 'overall']) AS "window"
 ), counts AS (
@@ -30,7 +35,7 @@ FROM toxicities t CROSS JOIN windows w CROSS JOIN population p
 LEFT JOIN counts c ON c.toxicity = t.toxicity AND c.scale = t.scale AND c."window" = w."window"
 ORDER BY t.scale, t.toxicity, w."window";
 
-COMMENT ON TABLE mart.toxicity_tally IS 'Safety tally per toxicity, scale and window over the infused population (derivations §4.4); each participant once at the worst grade.';
+COMMENT ON TABLE mart.toxicity_tally IS 'Safety tally per toxicity, scale and window over the infused population (derivations §4.4); each participant once at the worst grade; every toxicity of a graded scale has its rows, zeros included.';
 COMMENT ON COLUMN mart.toxicity_tally.toxicity IS 'Toxicity (CRS, ICANS, CTCAE lab term, investigator AE term).';
 COMMENT ON COLUMN mart.toxicity_tally.scale IS 'Grading scale.';
 COMMENT ON COLUMN mart.toxicity_tally."window" IS 'day_0_28 | overall.';
