@@ -32,6 +32,7 @@ def open_umask():
     ("archive", 0o700), ("work", 0o700), ("work/pending", 0o700), ("inbox", 0o777), ("reports", 0o777),
 ])
 def test_create_makes_the_private_folders_owner_only(tmp_path, open_umask, folder, expected):
+    (tmp_path / "inbox").mkdir()   # the data managers' folder: the night never creates it (Paths.check_inbox)
     Paths.under(tmp_path).create()
     assert mode(tmp_path / folder) == expected
 
@@ -39,11 +40,13 @@ def test_create_makes_the_private_folders_owner_only(tmp_path, open_umask, folde
 def test_create_tightens_a_private_folder_an_earlier_version_left_open(tmp_path):
     (tmp_path / "archive").mkdir()
     (tmp_path / "archive").chmod(0o755)
+    (tmp_path / "inbox").mkdir()
     Paths.under(tmp_path).create()
     assert mode(tmp_path / "archive") == 0o700
 
 
 def test_archived_original_is_owner_only(tmp_path, open_umask):
+    (tmp_path / "inbox").mkdir()
     Paths.under(tmp_path).create()
     kept = archive(b"record_id,dob\n", tmp_path / "archive", datetime(2026, 12, 2, 3, 0), "abc", "edc_x.csv")
     assert (mode(kept), mode(kept.parent), mode(tmp_path / "archive")) == (0o600, 0o700, 0o700)
@@ -51,6 +54,7 @@ def test_archived_original_is_owner_only(tmp_path, open_umask):
 
 def test_a_file_taken_from_the_inbox_is_owner_only_while_pending(tmp_path, open_umask):
     paths = Paths.under(tmp_path)
+    paths.inbox.mkdir()
     paths.create()
     dropped = paths.inbox / "edc_enrollment_20260101T0100.csv"
     dropped.write_bytes(b"record_id,dob\n")

@@ -138,7 +138,7 @@ START_CASES = [
 
 
 def test_grading_starts_on_the_infusion_day():
-    from car22.rules import ctcae, toxicity
+    from car22.rules import ctcae, icaht, mrd, survival, toxicity
     from car22.sql import set_protocol_variables
 
     con = duckdb.connect()
@@ -156,10 +156,8 @@ def test_grading_starts_on_the_infusion_day():
             con.execute("INSERT INTO core.icans_assessments (participant_id, study_day, tool, score, unable_to_assess, "
                         "consciousness, seizure, motor_weakness, cerebral_edema) "
                         "VALUES (?, ?, 'ICE', ?, FALSE, 0, 0, FALSE, 0)", [pid, d, score])
-    crs.build(con, protocol)
-    icans.build(con, protocol)
-    ctcae.build(con, protocol)
-    toxicity.build(con, protocol)
+    for rule in (mrd, survival, crs, icans, ctcae, icaht, toxicity):
+        rule.build(con, protocol)
     for pid, _, _, crs_expected, icans_expected, crs_graded in START_CASES:
         assert con.execute("SELECT max_grade, onset_day, duration_days, n_episodes FROM mart.crs_summary "
                            "WHERE participant_id = ?", [pid]).fetchall() == [crs_expected]

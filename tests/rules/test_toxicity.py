@@ -3,7 +3,7 @@ import duckdb
 import pytest
 
 from car22.config import load_protocol
-from car22.rules import crs, ctcae, icans, toxicity
+from car22.rules import crs, ctcae, icaht, icans, mrd, survival, toxicity
 from car22.sql import run_sql_file, set_protocol_variables
 
 
@@ -59,13 +59,14 @@ def test_tally_of_a_hand_made_cohort():
     # zeros are rows too (derivations §4.4): nobody has ICANS or hypokalemia, every graded toxicity is there
     assert tally[("ICANS", "overall")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
     assert tally[("Hypokalemia", "day_0_28")] == (4, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
-    assert sorted(tally) == sorted((t, w) for t in ALL_GRADED + ["Sepsis"] for w in ("day_0_28", "overall"))
+    assert sorted(tally) == sorted((t, w) for t in ALL_GRADED + ICAHT + ["Sepsis"] for w in ("day_0_28", "overall"))
 
 
 ALL_GRADED = ["Cytokine release syndrome", "ICANS", "Neutrophil count decreased", "Platelet count decreased",
               "Anemia", "Lymphocyte count decreased", "White blood cell decreased",
               "Aspartate aminotransferase increased", "Alanine aminotransferase increased", "Blood bilirubin increased",
               "Creatinine increased", "Fibrinogen decreased", "Hypokalemia"]
+ICAHT = ["N-ICAHT early", "N-ICAHT late", "T-ICAHT early", "T-ICAHT late"]
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +79,17 @@ def nobody_graded():
     set_protocol_variables(con, protocol)
     con.execute("""INSERT INTO core.participants (participant_id, infused, infusion_date) VALUES
         ('CD22-001', TRUE, '2026-03-01'), ('CD22-002', TRUE, '2026-03-01'), ('CD22-003', FALSE, NULL)""")
-    crs.build(con, protocol)
-    icans.build(con, protocol)
-    ctcae.build(con, protocol)
-    toxicity.build(con, protocol)
+    for rule in (mrd, survival, crs, icans, ctcae, icaht, toxicity):
+        rule.build(con, protocol)
     return {(r[0], r[1], r[2]): r[3:] for r in con.execute(
         "SELECT toxicity, scale, \"window\", n_participants, n_any, pct_any, n_grade_ge3, pct_grade_ge3, n_grade_1, "
         "n_grade_2, n_grade_3, n_grade_4, n_grade_5 FROM mart.toxicity_tally").fetchall()}
 
 
 @pytest.mark.parametrize("window", ["day_0_28", "overall"])
-@pytest.mark.parametrize("toxicity_name", ALL_GRADED)
+@pytest.mark.parametrize("toxicity_name", ALL_GRADED + ICAHT)
 def test_every_graded_toxicity_has_its_zero_rows(nobody_graded, toxicity_name, window):
-    scale = "ASTCT" if toxicity_name in ("Cytokine release syndrome", "ICANS") else "CTCAE v5.0"
+    scale = ("ASTCT" if toxicity_name in ("Cytokine release syndrome", "ICANS") else
+             "ICAHT (EHA/EBMT)" if toxicity_name in ICAHT else "CTCAE v5.0")
     assert nobody_graded[(toxicity_name, scale, window)] == (2, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0)
-    assert len(nobody_graded) == 2 * len(ALL_GRADED)
+    assert len(nobody_graded) == 2 * len(ALL_GRADED + ICAHT)

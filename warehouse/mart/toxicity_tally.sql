@@ -1,7 +1,7 @@
 -- mart.toxicity_tally: the safety table (derivations §4.4): per toxicity, scale and window, over the infused
 -- population N, each participant counted once at the worst grade. Every toxicity of a graded scale (CRS and
--- ICANS by ASTCT, each CTCAE lab term of mart.ctcae_criteria) has its rows in both windows even when nobody has
--- it; investigator-reported AE terms appear once reported.
+-- ICANS by ASTCT, each CTCAE lab term of mart.ctcae_criteria, the four ICAHT grades of EHA/EBMT) has its rows in
+-- both windows even when nobody has it; investigator-reported AE terms appear once reported.
 CREATE OR REPLACE TABLE mart.toxicity_tally AS
 WITH population AS (
     SELECT count(*) AS n FROM core.participants WHERE infused
@@ -9,6 +9,7 @@ WITH population AS (
     SELECT 'Cytokine release syndrome' AS toxicity, 'ASTCT' AS scale
     UNION SELECT 'ICANS', 'ASTCT'
     UNION SELECT DISTINCT term, 'CTCAE v' || getvariable('ctcae_version') FROM mart.ctcae_criteria
+    UNION SELECT unnest(['N-ICAHT early', 'N-ICAHT late', 'T-ICAHT early', 'T-ICAHT late']), 'ICAHT (EHA/EBMT)'
     UNION SELECT DISTINCT toxicity, scale FROM mart.toxicity_by_participant
 ), windows AS (
     SELECT unnest(['day_0_28', 'overall']) AS "window"
