@@ -27,6 +27,7 @@ from car22.validation.data_docs import DataDocs, show
 from car22.validation.suites import SUITES_DIR, WITHHELD
 
 NS_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
+HELD_CHECK = "participant_enrolled"
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,14 @@ class Validator:
             self._suites[source.name] = suite
 
     def validate(self, source: Source, frame: pd.DataFrame, *, file_id: str, file_name: str,
-                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str]) -> FileValidation:
-        """Run the source's suite over the frame; findings name the rows (line numbers) and say why."""
+                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str],
+                 issue_ids: frozenset[str] = frozenset()) -> FileValidation:
+        """Run the source's suite over the frame; findings name the rows (line numbers) and say why.
+
+        `issue_ids` are the data issues a decisions file may name (exports.md §E)."""
         suite = self._suites[source.name]
         parameters = {**self._parameters, "export_time": pd.Timestamp(export_time or run_time),
-                      "enrolled_ids": sorted(enrolled_ids)}
+                      "enrolled_ids": sorted(enrolled_ids), "issue_ids": sorted(issue_ids)}
         batch = self._batches.get_batch(batch_parameters={"dataframe": suite.gx_frame(frame)})
         quick = batch.validate(suite.gx_suite, expectation_parameters=parameters, result_format="BOOLEAN_ONLY")
         failed = [self._checked(suite, item).expectation_config.meta["check_name"]
@@ -209,6 +213,13 @@ class Validator:
                 self._checked(suite, item)
                 unexpected[item.expectation_config.meta["check_name"]] = sorted(
                     int(hit["row_number"]) for hit in item.result.get("unexpected_index_list") or [])
+        # A row rejected by a blocking check is not also held for its enrollment: it will not load either way.
+        blocked = {row for name, rows in unexpected.items()
+                   if suite.checks[name]["meta"]["severity"] == "blocking" for row in rows}
+        if HELD_CHECK in unexpected:
+            unexpected[HELD_CHECK] = [row for row in unexpected[HELD_CHECK] if row not in blocked]
+            if not unexpected[HELD_CHECK]:
+                failed.remove(HELD_CHECK)
         outcomes, findings = [], []
         for name, e in suite.checks.items():
             severity = e["meta"]["severity"]
