@@ -99,6 +99,8 @@ def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
                                  description=f"car22 run {run_id}")
         create_table_artifact(key="car22-files", table=artifacts.files_table(con, run_id),
                               description=f"Files of car22 run {run_id}")
+        create_table_artifact(key="car22-data-issues", table=artifacts.open_issues_table(con),
+                              description=f"Open data issues after car22 run {run_id}, oldest first")
     create_link_artifact(key="car22-data-docs", link=data_docs_index.resolve().as_uri(),
                          link_text="Data Docs: validation of every file", description=f"car22 run {run_id}")
 

@@ -23,7 +23,7 @@ def run(paths):
 def prefect():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # a shared, busy machine starts it slowly
         yield
 
 
