@@ -164,7 +164,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
         SELECT s.issue_id,
                CASE WHEN s.check_name = '{HELD}' THEN (
-                        SELECT arg_max(e.file_id, e.export_time) FROM {EDC_ENROLLMENT.staging_table}_current e
+                        SELECT arg_max(e.file_id, (e.export_time, e.file_id)) FROM {EDC_ENROLLMENT.staging_table} e
                         WHERE e.participant_id = (SELECT any_value(participant_id) FROM finding_rows i
                                                   WHERE i.issue_id = s.issue_id))
                     WHEN s.check_name = '{QUARANTINED}' THEN (

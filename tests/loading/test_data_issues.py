@@ -10,7 +10,7 @@ import json
 import duckdb
 import pytest
 from conftest import run
-from test_nightly import DOB, ENROLLMENT_HEADER, LAB_HEADER, exports, lab, write
+from test_nightly import DOB, ENROLLMENT_HEADER, LAB_HEADER, data_issues, exports, lab, write
 
 from car22 import cli
 from car22.night.paths import Paths
@@ -35,7 +35,8 @@ NIGHT_2 = {
     "labs_20260306T1200.csv": "\n".join([LAB_HEADER + ",COMMENT",
                                          lab("CD22-001", "A3", "0.4", "F") + ",recalculated in K/uL",
                                          lab("CD-22-7", "A5", "1.0", "F") + ","]),
-    "flow_mrd_20260305T0900.csv": "\n".join([
+    # the same export time, so it replaces the quarantined file (the name may differ: one inbox holds both)
+    "flow_mrd_regated_20260305T0900.csv": "\n".join([
         MRD_HEADER, "CD22-001_BM_D2.fcs,05-MAR-2026,CD22-001,2026-03-04,BM,PASS,4.43E+05,12,0.0027,90,95,3000"]),
 }
 DECISIONS = "\n".join([
@@ -188,3 +189,13 @@ def test_the_command_lists_from_the_warehouse_and_writes_decisions_into_the_inbo
     assert cli.main([*decide[:-1], "ffffffffffffffff", "--accept", "--reason", "x", "--by", "CD"]) == 1
     assert cli.main(["data-issues", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
     assert len(list(inbox.iterdir())) == 1
+
+
+def test_the_same_files_in_one_run_give_the_same_issues(nights, tmp_path):
+    """exports.md "Order does not matter": the decisions load last, so they may name tonight's issues."""
+    paths, _ = nights
+    once = Paths.under(tmp_path)
+    write(once.inbox, {**exports(), **NIGHT_2, **NIGHT_3})
+    run(once)
+    assert (data_issues(once.warehouse)["status"] == data_issues(paths.warehouse)["status"]).all()
+    assert data_issues(once.warehouse).equals(data_issues(paths.warehouse))
