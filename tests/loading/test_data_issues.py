@@ -199,3 +199,20 @@ def test_the_same_files_in_one_run_give_the_same_issues(nights, tmp_path):
     run(once)
     assert (data_issues(once.warehouse)["status"] == data_issues(paths.warehouse)["status"]).all()
     assert data_issues(once.warehouse).equals(data_issues(paths.warehouse))
+
+
+@pytest.mark.parametrize("exported, warned", [
+    ("2026-03-07 13:00", False),        # the run's own minute: not later
+    ("2026-03-07 13:01", True),         # later than the run: a clock or naming error at the sender
+    (None, False),                      # no export time: quarantined before this point
+])
+def test_an_export_time_later_than_the_run_is_a_file_warning(exported, warned):
+    from datetime import datetime
+
+    from car22.intake.reading import read_export
+    from car22.loading.load import file_warnings
+
+    rows = read_export(f"{LAB_HEADER}\n{lab('CD22-001', 'A1', '0.4', 'F')}\n".encode())
+    when = datetime.fromisoformat(exported) if exported else None
+    found = file_warnings(rows, when, datetime(2026, 3, 7, 13, 0, 30))
+    assert [check for check, _ in found] == (["export_time_after_run"] if warned else [])
