@@ -156,7 +156,8 @@ class DataDocs:
             return
         text = page.read_text(encoding="utf-8")
         block = (f"{COUNTS_START}<p class='summary'>{html.escape(_counts(f))}</p>{COUNTS_END}")
-        start, end = text.find(COUNTS_START), text.find(COUNTS_END)
+        start = text.find(COUNTS_START)
+        end = text.find(COUNTS_END, start)
         if start < 0 or end < 0 or text[start:end + len(COUNTS_END)] == block:
             return
         write_whole(page, (text[:start] + block + text[end + len(COUNTS_END):]).encode("utf-8"))
