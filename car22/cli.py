@@ -153,6 +153,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_data_issues(args: argparse.Namespace) -> int:
+    """List the data issues of the published warehouse, or write a decisions file into the inbox."""
+    from car22.reports import data_issues
+
+    paths = _paths(args)
+    decide = args.accept or args.reopen
+    if args.decide and not decide or decide and not args.decide:
+        print("car22: --decide ID... needs --accept or --reopen (and --accept/--reopen need --decide)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.decide and (not (args.reason or "").strip() or not data_issues.USER.fullmatch(args.by or "")):
+        print("car22: a decision needs --reason TEXT and --by USER (initials or a login: letters, digits, . _ -)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not paths.warehouse.is_file():
+        print(f"car22: no warehouse at {paths.warehouse}: run `car22 ingest` first or pass --warehouse",
+              file=sys.stderr)
+        return EXIT_USAGE
+    import duckdb
+
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        issues = (data_issues.list_issues(con, status="all") if args.decide else
+                  data_issues.list_issues(con, status=args.status, source=args.source, older_than=args.older_than))
+    if args.decide:
+        known = {i["issue_id"] for i in issues}
+        unknown = [i for i in args.decide if i not in known]
+        if unknown:
+            print(f"car22: no such issue in {paths.warehouse}: {', '.join(unknown)} (nothing written)",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        written = data_issues.write_decisions(paths.inbox, args.decide, "ACCEPT" if args.accept else "REOPEN",
+                                              args.reason.strip(), args.by)
+        print(f"wrote {written}: {len(args.decide)} decision(s); the next run (`car22 ingest`) records them")
+        return EXIT_OK
+    print(data_issues.as_csv(issues) if args.csv else data_issues.as_table(issues), end="" if args.csv else "\n")
+    return EXIT_OK
+
+
 def cmd_submission(args: argparse.Namespace) -> int:
     from car22.night.paths import Paths
     from car22.submission.manifest import package_folder
@@ -214,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--out", type=Path, help="package folder (default: submission/ beside the warehouse)")
     package.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
     package.set_defaults(handler=cmd_submission)
+
+    issues = commands.add_parser(
+        "data-issues", parents=[flags["common"], flags["data"]],
+        help="the data manager's work list; --decide writes a decisions file into the inbox",
+        description="List the data issues of the published warehouse (ops.data_issues): by source and check, "
+                    "oldest first. With --decide, write dm_decisions_YYYYMMDDTHHMM.csv into the inbox for the "
+                    "next run (exports.md §E); the warehouse itself is never written. Exits 0 on success, 1 "
+                    "when --decide names an issue the warehouse does not have, 2 on a usage error.")
+    issues.add_argument("--inbox", type=Path, help="where --decide writes its file (env CAR22_INBOX; DATA/inbox)")
+    issues.add_argument("--status", choices=("open", "resolved", "accepted", "all"), default="open",
+                        help="which issues to list (default open)")
+    issues.add_argument("--source", help="only this source (labs, flow_mrd, edc_<instrument>, ...)")
+    issues.add_argument("--older-than", type=int, metavar="DAYS", help="only issues first seen more than DAYS ago")
+    issues.add_argument("--csv", action="store_true", help="CSV on standard output, for a spreadsheet")
+    issues.add_argument("--decide", nargs="+", metavar="ID", help="issue ids to decide on")
+    verdict = issues.add_mutually_exclusive_group()
+    verdict.add_argument("--accept", action="store_true", help="close the issues: no correction will come")
+    verdict.add_argument("--reopen", action="store_true", help="open the issues again")
+    issues.add_argument("--reason", help="why (required with --decide)")
+    issues.add_argument("--by", metavar="USER", help="the data manager's user id (required with --decide)")
+    issues.set_defaults(handler=cmd_data_issues)
 
     demo = commands.add_parser("demo-data", parents=[flags["common"]],
                                help="write a realistic, deterministic set of demo exports",

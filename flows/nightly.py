@@ -10,9 +10,10 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from car22.config import load_protocol
+from car22.loading import data_issues
 from car22.night import faults, timing, transaction
 from car22.night.paths import InboxUnusable, Paths
-from car22.reports.run_summary import RunSummary, run_summary
+from car22.reports.run_summary import RunSummary, file_counts, run_summary
 from car22.submission.manifest import package_folder, read_manifest
 from car22.validation.runner import Validator
 from tasks import night as steps
@@ -76,11 +77,15 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
             # What changed clinically tonight.
             steps.record_clinical_events(con, run_id)
             faults.checkpoint("clinical events")
+        # The data manager's work list, from everything loaded; one log line per file from ops.files.
+        steps.track_data_issues(con, run_id, started_at)
+        faults.checkpoint("data issues")
+        steps.log_files(con, run_id)
         # 6. Close the run, write the monitors' reports, publish atomically, clear the pending files.
         transaction.finish_run(con, run_id, datetime.now(), len(pending))
         faults.checkpoint("run finished")
         summary = run_summary(con, run_id)
-        data_docs = validator.docs.write_index(con.sql("SELECT * FROM ops.files ORDER BY received_at, file_id").df())
+        data_docs = validator.docs.write_index(file_counts(con), data_issues.open_issues(con))
         faults.checkpoint("data docs index")
         steps.publish(con, paths, pending)
     except BaseException:

@@ -15,11 +15,11 @@ from prefect.cache_policies import NONE
 
 from car22.config import Protocol
 from car22.intake import take
-from car22.loading import incremental, versions
+from car22.loading import data_issues, incremental, versions
 from car22.loading.load import FileOutcome, enrolled_ids, ingest_file
 from car22.night import faults, progress, timing, transaction
 from car22.night.paths import Paths
-from car22.reports import artifacts, clinical_events, trial_report
+from car22.reports import artifacts, clinical_events, run_summary, trial_report
 from car22.rules.derive import DERIVATIONS, derive_all
 from car22.submission import package
 from car22.submission.manifest import package_folder
@@ -45,12 +45,8 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: Paths
            received_at: datetime) -> FileOutcome:
     outcome = ingest_file(con, path, run_id=run_id, archive_dir=paths.archive, validator=validator,
                           received_at=received_at, enrolled_ids=enrolled_ids(con))
-    logger = get_run_logger()
     if outcome.status == "quarantined":
-        logger.warning("%s: quarantined: %s", outcome.file_name, outcome.reason)
-    else:
-        logger.info("%s: %s (%s), %d rows read, %d loaded, %d rejected", outcome.file_name, outcome.status,
-                    outcome.source or "-", outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected)
+        get_run_logger().warning("%s: quarantined: %s", outcome.file_name, outcome.reason)
     progress.report("file")
     faults.checkpoint("task ingest-file")
     return outcome
@@ -60,6 +56,22 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: Paths
 def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
     with timing.stage("core"):
         versions.resolve(con, run_id)
+
+
+@task(name="data-issues", cache_policy=NONE)
+def track_data_issues(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
+    with timing.stage("core"):
+        data_issues.update(con, run_id, run_time)
+    counts = con.execute("SELECT status, count(*) FROM ops.data_issues GROUP BY ALL ORDER BY 1").fetchall()
+    get_run_logger().info("data issues: %s", ", ".join(f"{n} {status.lower()}" for status, n in counts) or "none")
+
+
+@task(name="log-files", cache_policy=NONE)
+def log_files(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """One line per file of the run, from ops.files once the holds are settled (the counts every page shows)."""
+    logger = get_run_logger()
+    for line in run_summary.file_lines(con, run_id):
+        logger.info("%s", line)
 
 
 @task(name="derive-mart", cache_policy=NONE)
@@ -90,6 +102,8 @@ def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
                                  description=f"car22 run {run_id}")
         create_table_artifact(key="car22-files", table=artifacts.files_table(con, run_id),
                               description=f"Files of car22 run {run_id}")
+        create_table_artifact(key="car22-data-issues", table=artifacts.open_issues_table(con),
+                              description=f"Open data issues after car22 run {run_id}, oldest first")
     create_link_artifact(key="car22-data-docs", link=data_docs_index.resolve().as_uri(),
                          link_text="Data Docs: validation of every file", description=f"car22 run {run_id}")
 

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 from conftest import run
-from test_nightly import exports, write
+from test_nightly import data_issues, exports, write
 
 from car22.demo import generate
 from car22.night.paths import Paths
@@ -66,6 +66,7 @@ def test_corrections_deletions_and_late_enrollment_one_file_a_night(prefect, tmp
         write(nightly.inbox, {name: text})
         run(nightly)
     assert_same(one.warehouse, nightly.warehouse)
+    pd.testing.assert_frame_equal(data_issues(one.warehouse), data_issues(nightly.warehouse))
 
 
 def test_tables_have_their_types_before_any_data(prefect, tmp_path):

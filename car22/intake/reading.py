@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from car22.intake.sources import FLOW_SAMPLE_COLUMN, Source, detect
+from car22.intake.sources import FLOW_SAMPLE_COLUMN, IDENTIFYING, Source, detect
 
 UTF8_BOM = b"\xef\xbb\xbf"
 SIGNATURES = {b"PK\x03\x04": "a ZIP container: XLSX or similar", b"%PDF": "a PDF document",
@@ -24,7 +24,12 @@ EXPORT_TIME = re.compile(r"_(\d{8}T\d{4})(?:\.[A-Za-z0-9]+)?$")
 
 
 class Unreadable(Exception):
-    """The file as a whole cannot be parsed: wrong encoding, not CSV, empty, unknown header."""
+    """The file as a whole cannot be parsed: wrong encoding, not CSV, empty, unknown header. `source` is the
+    source its header points to, when it does (kept on the quarantined file)."""
+
+    def __init__(self, reason: str, source: Source | None = None):
+        super().__init__(reason)
+        self.source = source
 
 
 @dataclass
@@ -36,6 +41,7 @@ class ExportRows:
     rows: pd.DataFrame            # text columns named as in the header; index = line number in the file
     malformed: dict[int, str]     # line number -> reason (wrong number of fields)
     records: dict[int, list[str]]  # line number -> the row's fields, for malformed rows only
+    extra: tuple[str, ...] = ()    # unknown columns beside the source's (exports.md "Schema drift")
 
 
 def export_time(file_name: str) -> datetime | None:
@@ -85,9 +91,10 @@ def read_export(data: bytes) -> ExportRows:
         header[0] = FLOW_SAMPLE_COLUMN  # FlowJo's blank first header cell (exports.md §B)
     match = detect(header)
     if match.source is None:
-        raise Unreadable(match.reason + ": check that the right file was exported")
+        raise Unreadable(match.reason + ": check that the right file was exported", match.closest)
     if len(lines) == 1:
-        raise Unreadable(f"no data rows (header only) in a {match.source.name} export: re-export with its rows")
+        raise Unreadable(f"no data rows (header only) in a {match.source.name} export: re-export with its rows",
+                         match.source)
     width = len(header)
     malformed: dict[int, str] = {}
     records: dict[int, list[str]] = {}
@@ -101,10 +108,12 @@ def read_export(data: bytes) -> ExportRows:
         numbers.append(number)
         cells.append(row)
     rows = pd.DataFrame(cells, columns=header, index=pd.Index(numbers, name="row_number"), dtype="string")
+    # An unknown extra column that is identifying elsewhere (a date of birth) is never kept, not even in raw.
+    rows = rows.drop(columns=[c for c in match.extra if c in IDENTIFYING])
     for column in match.source.optional_raw:
         if column not in rows.columns:
             rows[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
-    return ExportRows(match.source, header, rows, malformed, records)
+    return ExportRows(match.source, header, rows, malformed, records, match.extra)
 
 
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}-[A-Za-z]{3}-\d{4}")
@@ -123,14 +132,15 @@ def records_json(rows: ExportRows, numbers: list[int]) -> dict[int, str]:
     """record_json for many rows at once (a file may reject all of its rows)."""
     found: dict[int, str] = {}
     aligned = [n for n in numbers if n not in rows.records]
+    identifying = rows.source.identifying or any(c in IDENTIFYING for c in rows.extra)
     for number in numbers:
         if number in rows.records:
             fields = rows.records[number]
-            if rows.source.identifying:
+            if identifying:
                 fields = ["[redacted date]" if _DATE_LIKE.search(value) else value for value in fields]
             found[number] = json.dumps(fields, ensure_ascii=False)
     if aligned:
-        columns = [c for c in rows.header if c not in rows.source.identifying]
+        columns = [c for c in rows.header if c not in IDENTIFYING]
         frame = rows.rows.loc[aligned, columns]  # header names are unique (sources.detect)
         values = frame.astype(object).where(frame.notna(), "").to_numpy()
         for number, record in zip(aligned, values):

@@ -56,6 +56,9 @@ class Source:
     snapshot: bool = False
     # SQL ORDER BY terms (over staging columns) ranking competing versions, latest wins (exports.md "Versions").
     version_order: tuple[str, ...] = ("export_time",)
+    # Records of a trial participant (versions, enrollment holds, core); False for the data managers'
+    # decisions (exports.md §E), which only feed ops.data_issues.
+    participant_records: bool = True
 
     @property
     def raw_columns(self) -> tuple[str, ...]:
@@ -439,42 +442,81 @@ EDC_FOLLOWUP = _redcap("followup", (
     Field("off_study_date", "off_study_date", "date"),
 ), repeating=False)
 
+# --- E. Data manager decisions ---------------------------------------------------------------------------
+
+DM_DECISIONS = Source(
+    name="dm_decisions",
+    prefix="dm_decisions",
+    fields=(
+        Field("issue_id", "issue_id", required=True),
+        Field("decision", "decision", required=True),
+        Field("reason", "reason", required=True),
+        Field("decided_by", "decided_by", required=True),
+        Field("decided_at", "decided_at", "datetime", required=True),
+    ),
+    identity=("issue_id",),
+    participant_records=False,
+)
+
 SOURCES: tuple[Source, ...] = (
     LABS, FLOW_MRD, FLOW_CAR, QPCR,
     EDC_ENROLLMENT, EDC_ELIGIBILITY, EDC_TREATMENT, EDC_CRS_DAILY, EDC_ICANS_DAILY,
-    EDC_ADVERSE_EVENTS, EDC_DISEASE_ASSESSMENT, EDC_FOLLOWUP,
+    EDC_ADVERSE_EVENTS, EDC_DISEASE_ASSESSMENT, EDC_FOLLOWUP, DM_DECISIONS,
 )
+# The sources of participants' records: current versions, holds and core loop over these.
+PARTICIPANT_SOURCES: tuple[Source, ...] = tuple(s for s in SOURCES if s.participant_records)
 BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+# Identifying columns of any source: never kept, not even as an unknown extra column (schema drift).
+IDENTIFYING = frozenset(c for s in SOURCES for c in s.identifying)
+
+
+def source_of_name(file_name: str) -> Source | None:
+    """The source a file name points to by its prefix (`<prefix>_YYYYMMDDTHHMM.csv`; the longest prefix wins)."""
+    matches = [s for s in SOURCES if file_name.startswith(s.prefix + "_")]
+    return max(matches, key=lambda s: len(s.prefix)) if matches else None
 
 
 @dataclass(frozen=True)
 class HeaderMatch:
     source: Source | None
     reason: str
+    # Unknown columns beside every column of the source (exports.md "Schema drift"): the file loads with a
+    # warning naming them.
+    extra: tuple[str, ...] = ()
+    # The source the header resembles most, for a header that matches none (kept on the quarantined file).
+    closest: Source | None = None
 
 
 def detect(header: list[str]) -> HeaderMatch:
-    """The source whose columns the header holds exactly (exports.md: recognised by its header)."""
+    """The source whose columns the header holds (exports.md: recognised by its header): exactly, or with
+    unknown extra columns (schema drift; the match with the fewest extras wins)."""
     cells = [c.strip() for c in header]
     duplicated = sorted({c for c in cells if cells.count(c) > 1})
     if duplicated:
         return HeaderMatch(None, f"duplicated column(s) in the header: {', '.join(map(repr, duplicated))}")
     present = set(cells)
     best: tuple[int, Source, set[str], set[str]] | None = None
+    drifted: list[tuple[int, Source, list[str]]] = []
     for source in SOURCES:
         required = set(source.raw_columns) - set(source.optional_raw)
         allowed = set(source.raw_columns) | set(source.optional_raw)
         missing, unexpected = required - present, present - allowed
         if not missing and not unexpected:
             return HeaderMatch(source, "")
+        if not missing:
+            drifted.append((len(unexpected), source, [c for c in cells if c in unexpected]))
         score = len(present & required) - len(missing) - len(unexpected)
         if best is None or score > best[0]:
             best = (score, source, missing, unexpected)
+    if drifted:
+        _, source, extra = min(drifted, key=lambda d: d[0])
+        return HeaderMatch(source, "", tuple(extra))
     assert best is not None
-    _, closest, missing, unexpected = best
+    score, closest, missing, unexpected = best
     detail = []
     if missing:
         detail.append("missing " + ", ".join(map(repr, sorted(missing))))
     if unexpected:
         detail.append("unexpected " + ", ".join(map(repr, sorted(unexpected))))
-    return HeaderMatch(None, f"header matches no known export (closest: {closest.name}; {'; '.join(detail)})")
+    return HeaderMatch(None, f"header matches no known export (closest: {closest.name}; {'; '.join(detail)})",
+                       closest=closest if score > 0 else None)

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from car22.intake.reading import export_time
+from car22.intake.sources import DM_DECISIONS
 from car22.night import faults
 from car22.night.paths import PENDING, PRIVATE_FILE, Paths
 from car22.night.storage import move_whole
@@ -23,10 +24,12 @@ def sha256_of(data: bytes) -> str:
 
 def inbox_files(inbox: Path) -> list[Path]:
     """Files waiting in the inbox: EDC enrollment first (so tonight's labs see tonight's enrollments),
-    then by export time and name. Hidden and partially copied files are left for later."""
+    then by export time and name, the data managers' decisions last (so that they may name the issues of
+    tonight's files, exports.md §E). Hidden and partially copied files are left for later."""
     def order(path: Path) -> tuple:
         exported = export_time(path.name)
-        return (not path.name.startswith("edc_enrollment"), exported or datetime.max, path.name)
+        return (not path.name.startswith("edc_enrollment"), path.name.startswith(DM_DECISIONS.prefix + "_"),
+                exported or datetime.max, path.name)
     candidates: Iterable[Path] = (p for p in inbox.iterdir() if p.is_file())
     return sorted((p for p in candidates if not p.name.startswith(".") and not p.name.endswith(".partial")),
                   key=order)

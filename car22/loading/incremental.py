@@ -15,7 +15,7 @@ import importlib
 import duckdb
 
 from car22.config import Protocol
-from car22.intake.sources import SOURCES
+from car22.intake.sources import PARTICIPANT_SOURCES
 from car22.loading import versions
 from car22.night import faults
 from car22.sql import column_names, set_protocol_variables, table_names
@@ -34,7 +34,7 @@ def open_scope(con: duckdb.DuckDBPyConnection) -> str:
     for schema in ("staging", "core", "mart"):
         con.execute(f"CREATE SCHEMA {SCOPE}.{schema}")
     con.execute(f"CREATE TABLE {SCOPE}.main.touched AS SELECT participant_id FROM temp.touched")
-    for source in SOURCES:
+    for source in PARTICIPANT_SOURCES:
         con.execute(f"CREATE VIEW {SCOPE}.staging.{source.name}_current AS SELECT * FROM "
                     f"{work}.staging.{source.name}_current WHERE participant_id IN "
                     f"(SELECT participant_id FROM {SCOPE}.main.touched)")

@@ -7,7 +7,8 @@ of a record is current is decided later, from everything loaded (car22.loading.v
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,14 @@ from car22.intake.reading import (
     read_export,
     records_json,
 )
-from car22.intake.sources import SOURCES, SQL_TYPES, Source, type_frame
+from car22.intake.sources import (
+    IDENTIFYING,
+    SOURCES,
+    SQL_TYPES,
+    Source,
+    source_of_name,
+    type_frame,
+)
 from car22.intake.take import sha256_of
 from car22.night import faults, timing
 from car22.night.paths import PRIVATE_FILE, private_folder
@@ -39,13 +47,21 @@ META_COMMENTS = {
     "export_time": "Export time from the file name (exports.md); orders versions.",
     "content_hash": "MD5 of the typed fields: the same hash is the same version of the record.",
 }
+# raw: the values of unknown extra columns (exports.md "Schema drift"), as JSON column -> text.
+EXTRA_COLUMNS = "extra_columns"
+# Findings about a whole file, recorded in ops.row_warnings on line 1 (the header line).
+FILE_WARNINGS = ("extra_columns", "export_time_after_run")
+HEADER_LINE = 1
+# Statuses of a file whose rows are in raw and staging (or ops.rejected_rows); 'rejected': every row was.
+LOADED = ("loaded", "partially_loaded", "rejected")
 
 
 class Validating(TypingProtocol):
     """What ingestion needs from the validation layer (car22.validation.runner.Validator)."""
 
     def validate(self, source: Source, frame: pd.DataFrame, *, file_id: str, file_name: str,
-                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str]): ...
+                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str],
+                 issue_ids: frozenset[str] = frozenset()): ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                                 if c not in source.identifying)
         con.execute(f"CREATE TABLE IF NOT EXISTS {source.raw_table} "
                     f"(file_id VARCHAR NOT NULL, row_number INTEGER NOT NULL, {raw_columns})")
+        con.execute(f"ALTER TABLE {source.raw_table} ADD COLUMN IF NOT EXISTS {EXTRA_COLUMNS} VARCHAR")
+        con.execute(f"COMMENT ON COLUMN {source.raw_table}.{EXTRA_COLUMNS} IS 'Unknown extra columns of the "
+                    f"row''s file (schema drift, exports.md), as JSON column -> text; NULL when none.'")
         columns = {**STAGING_META, **source.staging_columns()}
         typed = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {source.staging_table} ({typed})")
@@ -121,7 +140,7 @@ def assign_file_id(con: duckdb.DuckDBPyConnection, sha: str) -> tuple[str, str |
         "SELECT file_id, file_name, status FROM ops.files WHERE sha256 = ? ORDER BY received_at, file_id",
         [sha]).fetchall()
     file_id = sha[:16] if not previous else f"{sha[:16]}.{len(previous)}"
-    loaded = [row for row in previous if row[2] in ("loaded", "partially_loaded")]
+    loaded = [row for row in previous if row[2] in LOADED]
     return file_id, (f"{loaded[0][1]} (file_id {loaded[0][0]})" if loaded else None)
 
 
@@ -151,6 +170,15 @@ def validation_frame(source: Source, rows: pd.DataFrame, typed: pd.DataFrame) ->
             frame[f"{f.name}_text"] = text.mask(text == "")
     frame["row_number"] = frame.index
     return frame
+
+
+def file_status(rows_loaded: int, severities: Iterable[str]) -> str:
+    """loaded; partially_loaded when a row was rejected or held; rejected when no row loaded because of a
+    blocking check (a file of controls only is loaded: nothing in it needed loading)."""
+    severities = set(severities)
+    if rows_loaded == 0 and "blocking" in severities:
+        return "rejected"
+    return "partially_loaded" if severities - {"skip"} else "loaded"
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, run_id: int, archive_dir: Path,
@@ -194,11 +222,21 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
             rows = read_export(data)
     except Unreadable as problem:
         reason = str(problem)
-        _record_file(**common, source=None, status="quarantined", rows_read=0, rows_loaded=0,
+        # The source its name or header points to: a data manager finds it, and its data issue, by source.
+        hinted = source_of_name(file_name) or problem.source
+        hint = hinted.name if hinted else None
+        _record_file(**common, source=hint, status="quarantined", rows_read=0, rows_loaded=0,
                      rows_rejected=0, reason=reason, report_path=None)
-        return FileOutcome(file_id, file_name, None, "quarantined", 0, 0, 0, reason)
+        return FileOutcome(file_id, file_name, hint, "quarantined", 0, 0, 0, reason)
 
     source = rows.source
+    issue_ids: frozenset[str] = frozenset()
+    if not source.participant_records:
+        from car22.loading.data_issues import (
+            known_issue_ids,  # decisions name issues (exports.md §E)
+        )
+
+        issue_ids = known_issue_ids(con)
     rejected: dict[int, tuple[str, str, str]] = {
         number: ("row_shape", reason, "blocking") for number, reason in rows.malformed.items()}
     if source.skip_reason is not None:
@@ -212,7 +250,7 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
     with timing.stage("validate"):
         validation = validator.validate(
             source, frame, file_id=file_id, file_name=file_name, export_time=common["exported"],
-            run_time=common["received_at"], enrolled_ids=enrolled_ids)
+            run_time=common["received_at"], enrolled_ids=enrolled_ids, issue_ids=issue_ids)
     faults.checkpoint("validated")
     blocking: dict[int, list] = {}
     warnings = []
@@ -235,9 +273,11 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         _append(con, "ops.rejected_rows", [
             (file_id, number, records[number], check, reason, severity, run_id)
             for number, (check, reason, severity) in sorted(rejected.items())])
-    if warnings:
-        _append(con, "ops.row_warnings", [(file_id, w.row_number, w.check_name, w.reason, run_id)
-                                          for w in warnings])
+    notes = [(file_id, HEADER_LINE, check, reason, run_id)
+             for check, reason in file_warnings(rows, common["exported"], common["received_at"])]
+    if warnings or notes:
+        _append(con, "ops.row_warnings", notes + [(file_id, w.row_number, w.check_name, w.reason, run_id)
+                                                  for w in warnings])
     if validation.outcomes:
         con.executemany(
             "INSERT INTO ops.validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -245,12 +285,33 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
               o.severity, validation.report_path] for o in validation.outcomes])
     rows_read = len(rows.rows)
     n_rejected = len(rejected)
-    status = "partially_loaded" if any(sev != "skip" for _, _, sev in rejected.values()) else "loaded"
+    status = file_status(rows_read - n_rejected, [sev for _, _, sev in rejected.values()])
     _record_file(**common, source=source.name, status=status, rows_read=rows_read,
                  rows_loaded=rows_read - n_rejected, rows_rejected=n_rejected, reason=None,
                  report_path=validation.report_path)
     return FileOutcome(file_id, file_name, source.name, status, rows_read, rows_read - n_rejected,
                        n_rejected, None)
+
+
+def file_warnings(rows: ExportRows, exported: datetime | None, run_time: datetime) -> list[tuple[str, str]]:
+    """Warnings on the whole file (exports.md "Schema drift"): unknown extra columns, an export time later
+    than the run. The file loads."""
+    found = []
+    if rows.extra:
+        kept = [c for c in rows.extra if c not in IDENTIFYING]
+        dropped = [c for c in rows.extra if c in IDENTIFYING]
+        reason = (f"unknown extra column(s) {', '.join(map(repr, rows.extra))} beside every column of a "
+                  f"{rows.source.name} export: the file loaded")
+        if kept:
+            reason += "; their values are kept with each row in raw (extra_columns)"
+        if dropped:
+            reason += f"; {', '.join(map(repr, dropped))} is identifying and was dropped"
+        found.append(("extra_columns", reason + ": ask the sender whether the export changed"))
+    if exported is not None and exported > run_time:
+        found.append(("export_time_after_run",
+                      f"the export time in the file name ({exported:%Y-%m-%d %H:%M}) is later than the run "
+                      f"({run_time:%Y-%m-%d %H:%M}): a clock or naming error at the sender; the file loaded"))
+    return found
 
 
 @contextmanager
@@ -279,8 +340,14 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> No
 def _append_raw(con: duckdb.DuckDBPyConnection, source: Source, rows: ExportRows, file_id: str) -> None:
     """Every data row as text; a malformed row of a source with identifying fields is kept without fields."""
     frame = rows.rows.drop(columns=list(source.identifying))
+    extra = [c for c in rows.extra if c in frame.columns]
     if source.identifying and rows.malformed:
         frame.loc[list(rows.malformed)] = pd.NA
+    if extra:
+        values = frame[extra].astype(object).where(frame[extra].notna(), "")
+        frame = frame.drop(columns=extra)
+        frame[EXTRA_COLUMNS] = [json.dumps(dict(zip(extra, record)), ensure_ascii=False)
+                                for record in values.to_numpy().tolist()]
     frame = frame.reset_index()
     frame.insert(0, "file_id", file_id)
     con.register("raw_frame", frame)

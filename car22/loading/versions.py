@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import duckdb
 
-from car22.intake.sources import EDC_ENROLLMENT, SOURCES, Source
-from car22.loading.load import column_comments, comment_columns, quote
+from car22.intake.sources import EDC_ENROLLMENT, PARTICIPANT_SOURCES, Source
+from car22.loading.load import (
+    LOADED,
+    column_comments,
+    comment_columns,
+    file_status,
+    quote,
+)
 from car22.night import faults
 from car22.sql import run_sql_file
 
@@ -40,7 +46,7 @@ def current_versions_sql(source: Source, only: str | None = None) -> str:
         deleted = f"""NOT EXISTS (
             SELECT 1 FROM {source.raw_table} r
             WHERE r.file_id = (SELECT file_id FROM ops.files
-                               WHERE source = '{source.name}' AND status IN ('loaded', 'partially_loaded')
+                               WHERE source = '{source.name}' AND status IN {LOADED}
                                ORDER BY export_time DESC, file_id DESC LIMIT 1)
               AND trim(r.record_id) = v.participant_id
               AND coalesce(trim(r.redcap_event_name), '') = coalesce(v.event, '')
@@ -68,7 +74,7 @@ def _same_record(source: Source) -> str:
 
 
 def build_current_versions(con: duckdb.DuckDBPyConnection) -> None:
-    for source in SOURCES:
+    for source in PARTICIPANT_SOURCES:
         con.execute(f"CREATE OR REPLACE TABLE staging.{source.name}_current AS {current_versions_sql(source)}")
         _comment_current(con, source)
 
@@ -94,9 +100,8 @@ def update_current_versions(con: duckdb.DuckDBPyConnection, run_id: int) -> None
     compared with the previous state.
     """
     con.execute("CREATE OR REPLACE TEMP TABLE touched (participant_id VARCHAR)")
-    tonight = (f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} "
-               "AND status IN ('loaded', 'partially_loaded')")
-    for source in SOURCES:
+    tonight = f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} AND status IN {LOADED}"
+    for source in PARTICIPANT_SOURCES:
         current = f"staging.{source.name}_current"
         identity = ", ".join(quote(c) for c in source.identity)
         if source.snapshot:  # whole rows compared: core also carries the file and version of a record
@@ -134,14 +139,14 @@ def hold_unenrolled(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         f"SELECT s.file_id, s.row_number, s.participant_id, '{source.name}' AS source "
         f"FROM {source.staging_table} s "
         f"WHERE s.participant_id NOT IN (SELECT participant_id FROM core.participants)"
-        for source in SOURCES if source is not EDC_ENROLLMENT)
+        for source in PARTICIPANT_SOURCES if source is not EDC_ENROLLMENT)
     con.execute(f"CREATE OR REPLACE TEMP TABLE held_now AS {held}")
     con.execute("""
         DELETE FROM ops.rejected_rows r
         WHERE r.severity = 'held'
           AND NOT EXISTS (SELECT 1 FROM held_now h WHERE h.file_id = r.file_id AND h.row_number = r.row_number)
     """)
-    for source in SOURCES:
+    for source in PARTICIPANT_SOURCES:
         if source is EDC_ENROLLMENT:
             continue
         con.execute(f"""
@@ -161,17 +166,25 @@ def hold_unenrolled(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 
 
 def refresh_file_counts(con: duckdb.DuckDBPyConnection) -> None:
-    """rows_loaded and status of every loaded file follow the held rows (rows_read never changes)."""
+    """rows_loaded and status of every loaded file follow the held rows (rows_read never changes); the
+    status by the same rule as at loading (car22.loading.load.file_status)."""
+    counts = con.execute(f"""
+        SELECT f.file_id, f.rows_read, count(r.file_id) AS rejected, list(DISTINCT r.severity) AS severities
+        FROM ops.files f LEFT JOIN ops.rejected_rows r USING (file_id)
+        WHERE f.status IN {LOADED} GROUP BY ALL""").fetchall()
+    changed = []
+    for file_id, rows_read, rejected, severities in counts:
+        changed.append((rejected, rows_read - rejected,
+                        file_status(rows_read - rejected, [s for s in severities if s is not None]), file_id))
+    con.execute("CREATE OR REPLACE TEMP TABLE refreshed_counts (rows_rejected BIGINT, rows_loaded BIGINT, "
+                "status VARCHAR, file_id VARCHAR)")
+    if changed:
+        con.executemany("INSERT INTO refreshed_counts VALUES (?, ?, ?, ?)", changed)
     con.execute("""
-        UPDATE ops.files SET
-            rows_rejected = coalesce((SELECT count(*) FROM ops.rejected_rows r
-                                      WHERE r.file_id = ops.files.file_id), 0),
-            rows_loaded = rows_read - coalesce((SELECT count(*) FROM ops.rejected_rows r
-                                                WHERE r.file_id = ops.files.file_id), 0),
-            status = CASE WHEN EXISTS (SELECT 1 FROM ops.rejected_rows r
-                                       WHERE r.file_id = ops.files.file_id AND r.severity <> 'skip')
-                          THEN 'partially_loaded' ELSE 'loaded' END
-        WHERE status IN ('loaded', 'partially_loaded')
+        UPDATE ops.files SET rows_rejected = c.rows_rejected, rows_loaded = c.rows_loaded, status = c.status
+        FROM refreshed_counts c
+        WHERE ops.files.file_id = c.file_id AND (ops.files.rows_rejected, ops.files.rows_loaded, ops.files.status)
+              IS DISTINCT FROM (c.rows_rejected, c.rows_loaded, c.status)
     """)
 
 

@@ -16,7 +16,7 @@ import duckdb
 
 from car22.config import Protocol
 from car22.intake.take import sha256_of
-from car22.loading.load import ensure_schema
+from car22.loading.load import LOADED, ensure_schema
 from car22.night import faults
 from car22.night.paths import PRIVATE_FILE, WORK_DB, Paths
 from car22.night.storage import move_whole
@@ -78,8 +78,8 @@ def rebuild_scope(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
     """core and mart are a pure function of staging, the protocol and the code. 'everything' when the
     settings or code changed since the last completed run (or none completed); else 'touched' (the
     participants of tonight's rows, car22.loading.incremental) when this run loaded rows; else 'nothing'."""
-    loaded = con.execute("SELECT count(*) FROM ops.files WHERE run_id = ? AND status IN ('loaded', "
-                         "'partially_loaded')", [run_id]).fetchall()[0][0]
+    loaded = con.execute(f"SELECT count(*) FROM ops.files WHERE run_id = ? AND status IN {LOADED}",
+                         [run_id]).fetchall()[0][0]
     this = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE run_id = ?", [run_id]).fetchall()[0]
     last = con.execute("SELECT config_hash, code_version FROM ops.runs WHERE status = 'completed' "
                        "ORDER BY run_id DESC LIMIT 1").fetchall()
@@ -90,11 +90,11 @@ def rebuild_scope(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, finished_at: datetime, files_seen: int) -> None:
     """Record the run's totals from ops.files (rows counts as refreshed after enrollment holds)."""
-    con.execute("""
+    con.execute(f"""
         UPDATE ops.runs SET
             finished_at = ?, status = 'completed', files_seen = ?,
             files_loaded = (SELECT count(*) FROM ops.files f WHERE f.run_id = ops.runs.run_id
-                            AND f.status IN ('loaded', 'partially_loaded')),
+                            AND f.status IN {LOADED}),
             files_duplicate = (SELECT count(*) FROM ops.files f WHERE f.run_id = ops.runs.run_id
                                AND f.status = 'duplicate'),
             files_quarantined = (SELECT count(*) FROM ops.files f WHERE f.run_id = ops.runs.run_id

@@ -4,7 +4,10 @@ from __future__ import annotations
 import duckdb
 
 from car22.reports.clinical_events import CYTOPENIA_TABLE, format_tonight
+from car22.reports.data_issues import list_issues
 from car22.reports.run_summary import format_summary, run_summary
+
+ISSUES_IN_ARTIFACT = 500
 
 
 def files_table(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
@@ -14,6 +17,12 @@ def files_table(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
                coalesce(reason, '') AS reason
         FROM ops.files WHERE run_id = ? ORDER BY file_name""", [run_id]).df()
     return frame.to_dict(orient="records")
+
+
+def open_issues_table(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The open data issues, by source and check, oldest first (the first 500; `car22 data-issues` has all)."""
+    return [{k: "" if v is None else str(v) if not isinstance(v, int) else v for k, v in issue.items()}
+            for issue in list_issues(con, status="open")[:ISSUES_IN_ARTIFACT]]
 
 
 def failures_by_expectation(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple]:

@@ -31,6 +31,7 @@ from car22.validation.suites import SUITES_DIR, WITHHELD
 
 NS_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
 ENGINES = ("sql", "gx")
+HELD_CHECK = "participant_enrolled"
 
 
 @dataclass(frozen=True)
@@ -212,16 +213,24 @@ class Validator:
         return gx
 
     def validate(self, source: Source, frame: pd.DataFrame, *, file_id: str, file_name: str,
-                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str]) -> FileValidation:
-        """Run the source's suite over the frame; findings name the rows (line numbers) and say why."""
+                 export_time: datetime | None, run_time: datetime, enrolled_ids: set[str],
+                 issue_ids: frozenset[str] = frozenset()) -> FileValidation:
+        """Run the source's suite over the frame; findings name the rows (line numbers) and say why.
+
+        `issue_ids` are the data issues a decisions file may name (exports.md §E)."""
         suite = self._suites[source.name]
         parameters = {**self._parameters, "export_time": pd.Timestamp(export_time or run_time),
-                      "enrolled_ids": sorted(enrolled_ids)}
+                      "enrolled_ids": sorted(enrolled_ids), "issue_ids": sorted(issue_ids)}
         if self._gx is None:
             unexpected = sql_engine.unexpected_rows(suite.sql_frame(frame), list(suite.checks.values()), parameters)
         else:
             unexpected = self._unexpected_gx(suite, frame, parameters)
-        failed = set(unexpected)
+        # A row rejected by a blocking check is not also held for its enrollment: it will not load either way.
+        blocked = {row for name, rows in unexpected.items()
+                   if suite.checks[name]["meta"]["severity"] == "blocking" for row in rows}
+        if HELD_CHECK in unexpected:
+            unexpected[HELD_CHECK] = [row for row in unexpected[HELD_CHECK] if row not in blocked]
+        failed = {name for name, rows in unexpected.items() if rows}
         outcomes, findings = [], []
         for name, e in suite.checks.items():
             severity = e["meta"]["severity"]

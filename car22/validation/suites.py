@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from car22.intake.sources import SOURCES, Source
+from car22.validation.checks.decisions import DECISION_CHECKS
 from car22.validation.checks.edc import (
     ADVERSE_EVENTS_CHECKS,
     CRS_DAILY_CHECKS,
@@ -36,6 +37,7 @@ SOURCE_CHECKS: dict[str, list[dict[str, Any]]] = {
     "labs": lab_checks(), "flow_mrd": MRD_PANEL_CHECKS, "flow_car": CAR_PANEL_CHECKS, "qpcr": QPCR_CHECKS,
     "edc_crs_daily": CRS_DAILY_CHECKS, "edc_icans_daily": ICANS_DAILY_CHECKS,
     "edc_adverse_events": ADVERSE_EVENTS_CHECKS, "edc_enrollment": ENROLLMENT_CHECKS,
+    "dm_decisions": DECISION_CHECKS,
 }
 
 

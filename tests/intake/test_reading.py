@@ -221,3 +221,42 @@ def test_whole_numbers_beyond_their_column_do_not_parse(kind, text, expected):
 
     typed = type_column(pd.Series([text], dtype="string"), Field("n", "N", kind))
     assert (typed.iloc[0] if expected is not None else pd.isna(typed.iloc[0])) == (expected if expected is not None else True)
+
+
+@pytest.mark.parametrize("header, source, extra", [
+    (LAB_HEADER + ",COMMENT", LABS, ("COMMENT",)),                               # exports.md "Schema drift"
+    ("LAB_SITE," + LAB_HEADER + ",COMMENT", LABS, ("LAB_SITE", "COMMENT")),      # in header order
+    (QPCR_HEADER + ",Operator", QPCR, ("Operator",)),
+    (MRD_HEADER, FLOW_MRD, ()),                                                  # exact: no extras
+])
+def test_every_column_of_a_source_plus_unknown_ones_loads_and_names_the_extras(header, source, extra):
+    values = {"COMMENT": "redrawn", "LAB_SITE": "B", "Operator": "JK"}
+    cells = header.split(",")
+    row = ",".join(values.get(c, "") for c in cells)
+    rows = read_export(text(header, row))
+    assert (rows.source, rows.extra) == (source, extra)
+    assert [rows.rows.loc[2, c] for c in extra] == [values[c] for c in extra]
+
+
+def test_an_unknown_identifying_extra_column_is_dropped_as_read():
+    rows = read_export(text(LAB_HEADER + ",dob", LAB_ROW + ",2016-02-10"))
+    assert rows.extra == ("dob",) and "dob" not in rows.rows.columns
+    assert "2016-02-10" not in record_json(rows, 2)
+
+
+def test_a_missing_column_still_quarantines_with_the_closest_source():
+    with pytest.raises(Unreadable, match="closest: labs; missing 'STATUS'") as raised:
+        read_export(text(LAB_HEADER.removesuffix(",STATUS") + ",COMMENT", LAB_ROW))
+    assert raised.value.source is LABS
+
+
+@pytest.mark.parametrize("name, source", [
+    ("labs_20260301T1200.csv", "labs"), ("flow_mrd_20260305T0900.csv", "flow_mrd"),
+    ("edc_crs_daily_20260302T0100.csv", "edc_crs_daily"), ("dm_decisions_20260307T1300.csv", "dm_decisions"),
+    ("report_20260301T1200.csv", None), ("labs.csv", None),
+])
+def test_the_source_a_file_name_points_to(name, source):
+    from car22.intake.sources import source_of_name
+
+    found = source_of_name(name)
+    assert (found.name if found else None) == source

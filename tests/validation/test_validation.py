@@ -69,7 +69,11 @@ CLEAN: dict[str, dict[str, str]] = {
     "edc_followup": {"record_id": "CD22-001", "last_contact_date": "2026-04-20", "vital_status": "1",
                      "death_date": "", "death_cause": "", "hsct_date": "", "next_therapy_date": "",
                      "off_study_date": "", },
+    "dm_decisions": {"issue_id": "", "decision": "ACCEPT", "reason": "sent by mistake: not a trial sample",
+                     "decided_by": "AB", "decided_at": "2026-04-29 10:00"},
 }
+# The data issues a decision may name in these cases (the warehouse's, at run time).
+ISSUES = frozenset(f"{n:016x}" for n in range(2, 400)) | {"00000000000000aa"}
 
 
 def record(source: str, line: int, changes: dict[str, str]) -> dict[str, str]:
@@ -81,6 +85,8 @@ def record(source: str, line: int, changes: dict[str, str]) -> dict[str, str]:
         row[FLOW_SAMPLE_COLUMN] = f"CD22-001_{row['SPECIMEN']}_L{line}.fcs"
     elif source == "qpcr":
         row["Sample ID"] = f"Q{line}"
+    elif source == "dm_decisions":
+        row["issue_id"] = f"{line:016x}"
     elif "redcap_repeat_instance" not in BY_NAME[source].optional_raw:
         row.update({"redcap_event_name": "treatment_arm_1", "redcap_repeat_instrument": source.removeprefix("edc_"),
                     "redcap_repeat_instance": str(line)})
@@ -142,8 +148,8 @@ def field_cases(source: str, raw: str, name: str, kind: str, required: bool = Fa
 def edc_common(source: str, repeating: bool) -> list[tuple]:
     enrolled_too = [] if source == "edc_enrollment" else [("participant_enrolled", W)]
     cases = [case(source, "participant_id_present", {"record_id": ""}),
-             case(source, "participant_id_pattern", {"record_id": "22-001"}, ("participant_id_pattern", B),
-                  *enrolled_too),
+             # rejected: not also held for the enrollment (runner.HELD_CHECK)
+             case(source, "participant_id_pattern", {"record_id": "22-001"}, ("participant_id_pattern", B)),
              case(source, "instance_format", {"redcap_repeat_instance": "1.5", "redcap_event_name": "a_arm_1"},
                   *([("instance_present", B)] if repeating else []), ("instance_format", B))]
     if repeating:
@@ -181,8 +187,7 @@ def flow_common(source: str) -> list[tuple]:
         case(source, "sample_id_present", {FLOW_SAMPLE_COLUMN: ""}, ("sample_id_present", B,
              "sample name is empty; it is required")),
         case(source, "participant_id_present", {"SUBJECT": " "}),
-        case(source, "participant_id_pattern", {"SUBJECT": "CD22-01"}, ("participant_id_pattern", B),
-             ("participant_enrolled", W)),
+        case(source, "participant_id_pattern", {"SUBJECT": "CD22-01"}, ("participant_id_pattern", B)),
         case(source, "participant_enrolled", {"SUBJECT": "CD22-099"}, ("participant_enrolled", W)),
         case(source, "identity_unique", [{FLOW_SAMPLE_COLUMN: "CD22-001_X.fcs"}] * 2, ("identity_unique", B,
              "the same record (sample name 'CD22-001_X.fcs') appears more than once in this file: which row is right? "
@@ -230,7 +235,7 @@ CASES = [
     lab("participant_id_present", {"SUBJECT_ID": ""}),
     lab("participant_id_pattern", {"SUBJECT_ID": "CD-22-7"}, ("participant_id_pattern", B,
         "participant ID 'CD-22-7' does not match the trial's pattern ^CD22-[0-9]{3}$ (trial.md): not a trial "
-        "participant; correct the ID at the source"), ("participant_enrolled", W)),
+        "participant; correct the ID at the source")),
     lab("participant_enrolled", {"SUBJECT_ID": "CD22-099"}, ("participant_enrolled", W)),
     lab("accession_present", {"ACCESSION": ""}, ("accession_present", B, "ACCESSION is empty; it is required")),
     *field_cases("labs", "COLLECTED_AT", "collected_at", "datetime", required=True, period=False),
@@ -323,8 +328,7 @@ CASES = [
     *percent("flow_car", "Lymphocytes/Single Cells/Live/CD19+ B | Freq. of Parent (%)", "cd19b_pct"),
     # --- C. qPCR ---
     case("qpcr", "participant_id_present", {"Subject": ""}),
-    case("qpcr", "participant_id_pattern", {"Subject": "cd22-001"}, ("participant_id_pattern", B),
-         ("participant_enrolled", W)),
+    case("qpcr", "participant_id_pattern", {"Subject": "cd22-001"}, ("participant_id_pattern", B)),
     case("qpcr", "participant_enrolled", {"Subject": "CD22-099"}, ("participant_enrolled", W)),
     case("qpcr", "sample_id_present", {"Sample ID": ""}),
     case("qpcr", "identity_unique", [{"Sample ID": "DUP"}] * 2),
@@ -432,6 +436,18 @@ CASES = [
     *field_cases("edc_followup", "off_study_date", "off_study_date", "date"),
     case("edc_followup", "vital_status_code", {"vital_status": "0"}),
     case("edc_followup", "death_cause_code", {"death_cause": "5"}),
+    # --- E. Data manager decisions ---
+    case("dm_decisions", "issue_id_present", {"issue_id": ""}),
+    case("dm_decisions", "issue_known", {"issue_id": "ffffffffffffffff"}, ("issue_known", B,
+         "issue_id 'ffffffffffffffff' names no data issue of the warehouse: copy it from `car22 data-issues` "
+         "(exports.md §E)")),
+    case("dm_decisions", "identity_unique", [{"issue_id": "00000000000000aa"}] * 2),
+    case("dm_decisions", "decision_present", {"decision": ""}),
+    case("dm_decisions", "decision_code", {"decision": "accept"}, ("decision_code", B,
+         "decision 'accept' is not ACCEPT or REOPEN (exports.md §E)")),
+    case("dm_decisions", "reason_present", {"reason": "  "}),
+    case("dm_decisions", "decided_by_present", {"decided_by": ""}),
+    *field_cases("dm_decisions", "decided_at", "decided_at", "datetime", required=True),
 ]
 
 
@@ -454,7 +470,7 @@ def validator(request, tmp_path_factory):
 
 def validate(validator, source: str, frame: pd.DataFrame, file_id: str = "f1", export_time=EXPORTED):
     return validator.validate(BY_NAME[source], frame, file_id=file_id, file_name=f"{source}_20260430T0215.csv",
-                              export_time=export_time, run_time=EXPORTED, enrolled_ids=ENROLLED)
+                              export_time=export_time, run_time=EXPORTED, enrolled_ids=ENROLLED, issue_ids=ISSUES)
 
 
 @pytest.fixture(scope="module")
@@ -577,13 +593,14 @@ def test_data_docs_pages_and_index(validator, validated):
     pages = {name: validate(validator, source, frame_of(source, [record(source, 2, {"dob": DOB} if source ==
                                                                         "edc_enrollment" else {})]), file_id=name)
              for name, source in [("fa", "labs"), ("fb", "edc_enrollment"), ("fc", "flow_mrd")]}
+    none = {"rows_blocking": 0, "rows_skipped": 0, "rows_held": 0}
     files = pd.DataFrame([
         {"file_id": fid, "file_name": f"{fid}.csv", "source": r.suite, "status": "loaded", "received_at": EXPORTED,
          "run_id": 1, "rows_read": 1, "rows_loaded": 1, "rows_rejected": 0, "reason": None,
-         "report_path": r.report_path} for fid, r in pages.items()] + [
+         "report_path": r.report_path, **none} for fid, r in pages.items()] + [
         {"file_id": "fq", "file_name": "bad.csv", "source": None, "status": "quarantined", "received_at": EXPORTED,
          "run_id": 1, "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0, "reason": "binary file <not CSV>",
-         "report_path": None}])
+         "report_path": None, **none}])
     index = validator.docs.write_index(files)
     assert index == validator.docs.pages / "index.html"
     text = index.read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ COMMENT ON COLUMN ops.runs.started_at IS 'When the run started (site local time)
 COMMENT ON COLUMN ops.runs.finished_at IS 'When the run finished (site local time).';
 COMMENT ON COLUMN ops.runs.status IS 'completed (published) or failed.';
 COMMENT ON COLUMN ops.runs.files_seen IS 'Files found in the inbox by this run.';
-COMMENT ON COLUMN ops.runs.files_loaded IS 'Files of this run with status loaded or partially_loaded.';
+COMMENT ON COLUMN ops.runs.files_loaded IS 'Files of this run with status loaded, partially_loaded or rejected (read and recorded row by row).';
 COMMENT ON COLUMN ops.runs.files_duplicate IS 'Files of this run already loaded before (same SHA-256): nothing loaded.';
 COMMENT ON COLUMN ops.runs.files_quarantined IS 'Files of this run that could not be parsed at all.';
 COMMENT ON COLUMN ops.runs.rows_loaded IS 'Rows of this run''s files loaded into staging (participants enrolled).';
@@ -57,11 +57,11 @@ COMMENT ON COLUMN ops.files.file_id IS 'First 16 hex digits of the SHA-256 (a re
 COMMENT ON COLUMN ops.files.file_name IS 'Name of the file as dropped in the inbox.';
 COMMENT ON COLUMN ops.files.sha256 IS 'SHA-256 of the file bytes: a file seen before is a duplicate.';
 COMMENT ON COLUMN ops.files.bytes IS 'Size of the file in bytes.';
-COMMENT ON COLUMN ops.files.source IS 'Source recognised from the header (labs, flow_mrd, flow_car, qpcr, edc_<instrument>), NULL when unrecognised.';
+COMMENT ON COLUMN ops.files.source IS 'Source recognised from the header (labs, flow_mrd, flow_car, qpcr, edc_<instrument>, dm_decisions); for a quarantined file the source its name or header points to, NULL when neither does.';
 COMMENT ON COLUMN ops.files.export_time IS 'Export time from the file name <prefix>_YYYYMMDDTHHMM (site local time): orders versions between files.';
 COMMENT ON COLUMN ops.files.received_at IS 'When the run took the file from the inbox.';
 COMMENT ON COLUMN ops.files.run_id IS 'Run that received the file.';
-COMMENT ON COLUMN ops.files.status IS 'loaded | partially_loaded (some rows rejected or held) | duplicate | quarantined (unparseable, nothing loaded).';
+COMMENT ON COLUMN ops.files.status IS 'loaded | partially_loaded (some rows rejected or held) | rejected (rows read, none loaded: every row rejected by a blocking check or held) | duplicate | quarantined (unparseable, nothing loaded).';
 COMMENT ON COLUMN ops.files.rows_read IS 'Data rows in the file (header and LIMS trailer excluded).';
 COMMENT ON COLUMN ops.files.rows_loaded IS 'Rows loaded into staging for enrolled participants; updated when held rows are released.';
 COMMENT ON COLUMN ops.files.rows_rejected IS 'Rows rejected by a blocking check, skipped (controls, summaries) or held (participant not enrolled).';
@@ -122,3 +122,61 @@ COMMENT ON COLUMN ops.validation_results.success IS 'TRUE when every row met the
 COMMENT ON COLUMN ops.validation_results.unexpected_count IS 'Rows that failed the expectation.';
 COMMENT ON COLUMN ops.validation_results.severity IS 'blocking (failing rows rejected) or warning (rows loaded, finding recorded).';
 COMMENT ON COLUMN ops.validation_results.report_path IS 'The file''s Data Docs page (relative to the reports folder).';
+
+CREATE TABLE IF NOT EXISTS ops.data_issues (
+    issue_id            VARCHAR NOT NULL,
+    source              VARCHAR NOT NULL,
+    participant_id      VARCHAR,
+    record_key          VARCHAR NOT NULL,
+    check_name          VARCHAR NOT NULL,
+    severity            VARCHAR NOT NULL,
+    status              VARCHAR NOT NULL,
+    first_seen_at       TIMESTAMP,
+    first_seen_file_id  VARCHAR,
+    last_seen_at        TIMESTAMP,
+    last_seen_file_id   VARCHAR,
+    times_seen          INTEGER NOT NULL,
+    resolved_at         TIMESTAMP,
+    resolved_by_file_id VARCHAR,
+    age_days            INTEGER,
+    reason              VARCHAR,
+    decided_by          VARCHAR,
+    decision_reason     VARCHAR
+);
+COMMENT ON TABLE ops.data_issues IS 'The data manager''s work list (warehouse.md §ops): one row per finding that needs someone, recomputed every run from ops.files, ops.rejected_rows, ops.row_warnings, staging and the decisions, so that any file order gives the same issues (car22/loading/data_issues.py).';
+COMMENT ON COLUMN ops.data_issues.issue_id IS 'Stable id: the first 16 hex digits of md5(source | record_key | check_name).';
+COMMENT ON COLUMN ops.data_issues.source IS 'Source of the finding (labs, flow_mrd, ..., edc_<instrument>; for a quarantined file the source its name or header points to, or unknown).';
+COMMENT ON COLUMN ops.data_issues.participant_id IS 'Participant of the record, as sent (NULL for a file-level finding).';
+COMMENT ON COLUMN ops.data_issues.record_key IS 'Record identity (its identity fields joined by |), or <file_id>:<line> when the row has none, the source for a file-level warning, <source>_<export time> (or the file name) for a quarantined file.';
+COMMENT ON COLUMN ops.data_issues.check_name IS 'The check: a validation check, row_shape, participant_enrolled (held row), file_quarantined, extra_columns or export_time_after_run.';
+COMMENT ON COLUMN ops.data_issues.severity IS 'blocking (row or file not loaded), warning (loaded, to review) or held (waits for the enrollment).';
+COMMENT ON COLUMN ops.data_issues.status IS 'OPEN | RESOLVED (a later version of the record, a newer file or the enrollment came without the finding) | ACCEPTED (a data manager''s decision, exports.md §E).';
+COMMENT ON COLUMN ops.data_issues.first_seen_at IS 'Export time of the earliest file with the finding (received time when the name carries none).';
+COMMENT ON COLUMN ops.data_issues.first_seen_file_id IS 'That file (ops.files).';
+COMMENT ON COLUMN ops.data_issues.last_seen_at IS 'Export time of the latest file with the finding.';
+COMMENT ON COLUMN ops.data_issues.last_seen_file_id IS 'That file (ops.files): its Data Docs page shows the row.';
+COMMENT ON COLUMN ops.data_issues.times_seen IS 'Number of files with the finding.';
+COMMENT ON COLUMN ops.data_issues.resolved_at IS 'Export time of the file that resolved the finding; NULL while the finding stands.';
+COMMENT ON COLUMN ops.data_issues.resolved_by_file_id IS 'The file that resolved it: the later version, the newer snapshot, the enrollment or the replacing file.';
+COMMENT ON COLUMN ops.data_issues.age_days IS 'Open issues: days from first_seen_at to the run; NULL otherwise.';
+COMMENT ON COLUMN ops.data_issues.reason IS 'What is wrong, in plain words (the latest occurrence).';
+COMMENT ON COLUMN ops.data_issues.decided_by IS 'User of the latest data manager decision on the issue (ACCEPT or REOPEN), if any.';
+COMMENT ON COLUMN ops.data_issues.decision_reason IS 'Reason given with that decision.';
+
+CREATE TABLE IF NOT EXISTS ops.data_issue_events (
+    issue_id   VARCHAR NOT NULL,
+    event      VARCHAR NOT NULL,
+    "at"       TIMESTAMP NOT NULL,
+    run_id     INTEGER NOT NULL,
+    file_id    VARCHAR,
+    decided_by VARCHAR,
+    reason     VARCHAR
+);
+COMMENT ON TABLE ops.data_issue_events IS 'History of every data issue, append-only (warehouse.md §ops): what each run saw change.';
+COMMENT ON COLUMN ops.data_issue_events.issue_id IS 'The issue (ops.data_issues).';
+COMMENT ON COLUMN ops.data_issue_events.event IS 'OPENED | SEEN_AGAIN (one more file with the finding) | RESOLVED | ACCEPTED (decision) | REOPENED (the finding came back, or a REOPEN decision).';
+COMMENT ON COLUMN ops.data_issue_events."at" IS 'When: the run''s start, or decided_at for a decision.';
+COMMENT ON COLUMN ops.data_issue_events.run_id IS 'Run that recorded the event.';
+COMMENT ON COLUMN ops.data_issue_events.file_id IS 'The file behind the event: the finding''s file, the resolving file or the decisions file.';
+COMMENT ON COLUMN ops.data_issue_events.decided_by IS 'The data manager''s user id (decisions only).';
+COMMENT ON COLUMN ops.data_issue_events.reason IS 'The finding''s reason, or the decision''s.';

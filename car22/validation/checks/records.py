@@ -1,5 +1,5 @@
-"""The checks every source's rows get as records: a trial participant, enrolled, and one row per record
-identity in the file (trial.md, exports.md "Arrival rules" and "Versions")."""
+"""The checks every source's rows get as records: a trial participant, enrolled (sources of participants'
+records), and one row per record identity in the file (trial.md, exports.md "Arrival rules" and "Versions")."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,12 +10,12 @@ from car22.validation.checks.fields import BLOCKING, LABELS, WARNING, expectatio
 
 def record_checks(source: Source) -> list[dict[str, Any]]:
     raw = {f.name: LABELS.get(f.raw, f.raw) for f in source.fields}
-    checks = [expectation(
+    checks = [] if not source.participant_records else [expectation(
         "expect_column_values_to_match_regex", "participant_id_pattern", BLOCKING,
         "participant ID {participant_id} does not match the trial's pattern {participant_id_pattern} (trial.md): "
         "not a trial participant; correct the ID at the source",
         column="participant_id", regex={"$PARAMETER": "participant_id_pattern"})]
-    if source is not EDC_ENROLLMENT:
+    if source is not EDC_ENROLLMENT and source.participant_records:
         checks.append(expectation(
             "expect_column_values_to_be_in_set", "participant_enrolled", WARNING,
             "participant {participant_id} is not enrolled in the EDC (yet): the row is held and loads once the "

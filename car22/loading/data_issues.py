@@ -1,0 +1,256 @@
+"""The data manager's work list (warehouse.md `ops.data_issues`, `ops.data_issue_events`; exports.md §E).
+
+Every blocking rejection, warning, held row and quarantined file is a finding; findings of one record and
+check are one issue with a stable id. The issues are recomputed every run as a pure function of what is
+loaded (ops.files, ops.rejected_rows, ops.row_warnings, staging and the decisions), with times taken from
+the files' export times, so the same files in any order, in one run or several, give the same issues
+(exports.md "Order does not matter"). Only the events are history: each run compares the recomputed issues
+with the previous ones and appends what changed.
+
+When a finding stands (docs/ingestion.md "Data issues"):
+- a row finding of a record stands while the latest file (by export time, then file id) holding that
+  record holds the finding; for an EDC instrument (full snapshots), while the newest snapshot holds it, so
+  a corrected or deleted record resolves it. A row without a record identity stands until accepted.
+- a held row (participant not enrolled when its file was exported) stands while the row is held.
+- a file warning (schema drift) stands while the source's newest file carries it.
+- a quarantined file stands until a file of the same source and export time loads.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from car22.intake.sources import (
+    DM_DECISIONS,
+    EDC_ENROLLMENT,
+    PARTICIPANT_SOURCES,
+    Field,
+    Source,
+)
+from car22.loading.load import FILE_WARNINGS, LOADED, quote
+
+HELD = "participant_enrolled"
+QUARANTINED = "file_quarantined"
+STATUSES = ("OPEN", "RESOLVED", "ACCEPTED")
+
+
+def _part(alias: str, f: Field, raw: bool) -> str:
+    """One identity field as text, the same from raw text and from the typed staging value."""
+    if raw:
+        text = f"nullif(trim({alias}.{quote(f.raw)}), '')"
+        return f"coalesce(CAST(TRY_CAST({text} AS BIGINT) AS VARCHAR), {text})" if f.kind == "int" else text
+    return f"CAST({alias}.{quote(f.name)} AS VARCHAR)"
+
+
+def _key(source: Source, alias: str, raw: bool) -> str:
+    """SQL: the record identity as one text (fields joined by |), NULL when a required part is empty."""
+    fields = {f.name: f for f in source.fields}
+    parts = [_part(alias, fields[name], raw) for name in source.identity]
+    required = [p for name, p in zip(source.identity, parts) if fields[name].required]
+    joined = "concat_ws('|', " + ", ".join(f"coalesce({p}, '')" for p in parts) + ")"
+    if not required:
+        return joined
+    return f"CASE WHEN {' OR '.join(f'{p} IS NULL' for p in required)} THEN NULL ELSE {joined} END"
+
+
+def _participant(source: Source, alias: str) -> str:
+    column = next(f.raw for f in source.fields if f.name == "participant_id")
+    return f"nullif(trim({alias}.{quote(column)}), '')"
+
+
+def _findings_sql(source: Source) -> str:
+    """Occurrences of row findings of one source: blocking rejections and warnings (from raw), and rows
+    held for their enrollment (from staging)."""
+    name = source.name
+    rows = f"""
+        SELECT '{name}' AS source, {_participant(source, 'r')} AS participant_id,
+               CASE WHEN x.check_name <> 'row_shape' THEN {_key(source, 'r', raw=True)} END AS identity_key,
+               x.file_id, x.row_number, x.check_name, x.severity, x.reason, NULL AS currently_held
+        FROM (SELECT file_id, row_number, check_name, reason, 'blocking' AS severity FROM ops.rejected_rows
+              WHERE severity = 'blocking'
+              UNION ALL
+              SELECT file_id, row_number, check_name, reason, 'warning' FROM ops.row_warnings
+              WHERE check_name <> '{HELD}' AND check_name NOT IN {FILE_WARNINGS}) x
+        JOIN ops.files f ON f.file_id = x.file_id AND f.source = '{name}'
+        JOIN {source.raw_table} r ON r.file_id = x.file_id AND r.row_number = x.row_number"""
+    if source is EDC_ENROLLMENT:
+        return rows
+    # Held when its file was exported before the participant's first enrollment (or there is none), or held
+    # now (an enrollment deleted later): a function of the files, not of the order they arrived in.
+    held = f"""
+        SELECT '{name}', s.participant_id, {_key(source, 's', raw=False)}, s.file_id, s.row_number, '{HELD}',
+               'held', coalesce(h.reason, 'participant ' || s.participant_id || ' is not enrolled in the EDC '
+                                || '(yet): the row is held and loads once the enrollment is exported'),
+               h.file_id IS NOT NULL
+        FROM {source.staging_table} s
+        JOIN file_times t ON t.file_id = s.file_id
+        LEFT JOIN enrolled_since e ON e.participant_id = s.participant_id
+        LEFT JOIN ops.rejected_rows h ON h.file_id = s.file_id AND h.row_number = s.row_number
+                                      AND h.severity = 'held'
+        WHERE h.file_id IS NOT NULL OR e.since IS NULL OR e.since > t.seen_at"""
+    return rows + "\nUNION ALL" + held
+
+
+def _observations_sql(source: Source) -> str:
+    """Every file that holds a version of a record (loaded, held or rejected), by record key."""
+    return f"""
+        SELECT '{source.name}' AS source, {_key(source, 's', raw=False)} AS identity_key, s.file_id
+        FROM {source.staging_table} s
+        UNION ALL
+        SELECT '{source.name}', {_key(source, 'r', raw=True)}, x.file_id
+        FROM ops.rejected_rows x
+        JOIN ops.files f ON f.file_id = x.file_id AND f.source = '{source.name}'
+        JOIN {source.raw_table} r ON r.file_id = x.file_id AND r.row_number = x.row_number
+        WHERE x.severity = 'blocking' AND x.check_name <> 'row_shape'"""
+
+
+def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
+    """The temp table `issues_now`: every issue with its state, as of everything loaded."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE file_times AS
+                    SELECT file_id, coalesce(export_time, received_at) AS seen_at, source, status, export_time
+                    FROM ops.files""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE enrolled_since AS
+                    SELECT s.participant_id, min(t.seen_at) AS since FROM {EDC_ENROLLMENT.staging_table} s
+                    JOIN file_times t USING (file_id) GROUP BY ALL""")
+    # The newest loaded file of each source: what a snapshot or a file warning is judged by.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE newest_file AS
+                    SELECT source, arg_max(file_id, (seen_at, file_id)) AS file_id FROM file_times
+                    WHERE status IN {LOADED} AND source IS NOT NULL GROUP BY ALL""")
+    rows = "\nUNION ALL".join(_findings_sql(s) for s in PARTICIPANT_SOURCES)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE finding_rows AS
+        WITH found AS ({rows}
+            UNION ALL
+            SELECT f.source, NULL, f.source, w.file_id, w.row_number, w.check_name, 'warning', w.reason, NULL
+            FROM ops.row_warnings w JOIN ops.files f USING (file_id) WHERE w.check_name IN {FILE_WARNINGS}
+            UNION ALL
+            SELECT coalesce(source, 'unknown'), NULL,
+                   CASE WHEN source IS NOT NULL AND export_time IS NOT NULL
+                        THEN source || '_' || strftime(export_time, '%Y%m%dT%H%M') ELSE file_name END,
+                   file_id, NULL, '{QUARANTINED}', 'blocking', reason, NULL
+            FROM ops.files WHERE status = 'quarantined')
+        SELECT found.*, coalesce(identity_key, found.file_id || ':' || found.row_number) AS record_key,
+               identity_key IS NULL AND check_name NOT IN {FILE_WARNINGS + (QUARANTINED,)} AS keyless,
+               t.seen_at
+        FROM found JOIN file_times t USING (file_id)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE finding_rows AS
+                   SELECT *, substr(md5(source || '|' || record_key || '|' || check_name), 1, 16) AS issue_id
+                   FROM finding_rows""")
+    observed = "\nUNION ALL".join(_observations_sql(s) for s in PARTICIPANT_SOURCES if not s.snapshot)
+    # The latest file holding each record with a finding (sources other than EDC snapshots).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE latest_word AS
+        SELECT o.source, o.identity_key, arg_max(o.file_id, (t.seen_at, o.file_id)) AS file_id
+        FROM ({observed}) o JOIN file_times t USING (file_id)
+        WHERE EXISTS (SELECT 1 FROM finding_rows k WHERE k.source = o.source AND k.identity_key = o.identity_key)
+        GROUP BY ALL""")
+    snapshots = tuple(s.name for s in PARTICIPANT_SOURCES if s.snapshot) + ("",)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_state AS
+        WITH judged AS (
+            SELECT i.issue_id, any_value(i.check_name) AS check_name, any_value(i.source) AS source,
+                   any_value(i.record_key) AS record_key, bool_or(i.keyless) AS keyless,
+                   -- the file a finding must be in to stand, and the file that resolves it otherwise
+                   CASE WHEN any_value(i.check_name) = '{HELD}' THEN NULL
+                        WHEN any_value(i.check_name) IN {FILE_WARNINGS} OR any_value(i.source) IN {snapshots}
+                        THEN any_value(n.file_id)
+                        ELSE any_value(l.file_id) END AS judge_file,
+                   bool_or(i.currently_held) AS held_now
+            FROM finding_rows i
+            LEFT JOIN newest_file n ON n.source = i.source
+            LEFT JOIN latest_word l ON l.source = i.source AND l.identity_key = i.identity_key
+            GROUP BY i.issue_id)
+        SELECT j.*,
+               CASE WHEN j.keyless THEN TRUE
+                    WHEN j.check_name = '{HELD}' THEN j.held_now
+                    WHEN j.check_name = '{QUARANTINED}' THEN NOT EXISTS (
+                        SELECT 1 FROM ops.files f WHERE f.status IN {LOADED}
+                          AND f.source || '_' || strftime(f.export_time, '%Y%m%dT%H%M') = j.record_key)
+                    ELSE EXISTS (SELECT 1 FROM finding_rows i WHERE i.issue_id = j.issue_id
+                                 AND i.file_id = j.judge_file) END AS present
+        FROM judged j""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
+        SELECT s.issue_id,
+               CASE WHEN s.check_name = '{HELD}' THEN (
+                        SELECT arg_max(e.file_id, (e.export_time, e.file_id)) FROM {EDC_ENROLLMENT.staging_table} e
+                        WHERE e.participant_id = (SELECT any_value(participant_id) FROM finding_rows i
+                                                  WHERE i.issue_id = s.issue_id))
+                    WHEN s.check_name = '{QUARANTINED}' THEN (
+                        SELECT min(f.file_id) FROM ops.files f WHERE f.status IN {LOADED}
+                          AND f.source || '_' || strftime(f.export_time, '%Y%m%dT%H%M') = s.record_key)
+                    ELSE s.judge_file END AS resolved_by_file_id
+        FROM issue_state s WHERE NOT s.present""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE last_decision AS
+        SELECT d.issue_id, arg_max(d.decision, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decision,
+               arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
+               arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
+        FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE issues_now AS
+        SELECT i.issue_id, any_value(i.source) AS source,
+               arg_max(i.participant_id, (i.seen_at, i.file_id, i.row_number)) AS participant_id,
+               any_value(i.record_key) AS record_key, any_value(i.check_name) AS check_name,
+               arg_max(i.severity, (i.seen_at, i.file_id, i.row_number)) AS severity,
+               CASE WHEN NOT any_value(s.present) THEN 'RESOLVED'
+                    WHEN any_value(d.decision) = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
+               min(i.seen_at) AS first_seen_at, arg_min(i.file_id, (i.seen_at, i.file_id)) AS first_seen_file_id,
+               max(i.seen_at) AS last_seen_at, arg_max(i.file_id, (i.seen_at, i.file_id)) AS last_seen_file_id,
+               CAST(count(DISTINCT i.file_id) AS INTEGER) AS times_seen,
+               any_value(t.seen_at) AS resolved_at, any_value(r.resolved_by_file_id) AS resolved_by_file_id,
+               CASE WHEN any_value(s.present) AND coalesce(any_value(d.decision), '') <> 'ACCEPT'
+                    THEN CAST(date_diff('day', min(i.seen_at), CAST(? AS TIMESTAMP)) AS INTEGER) END AS age_days,
+               arg_max(i.reason, (i.seen_at, i.file_id, i.row_number)) AS reason,
+               any_value(d.decided_by) AS decided_by, any_value(d.reason) AS decision_reason
+        FROM finding_rows i
+        JOIN issue_state s USING (issue_id)
+        LEFT JOIN issue_resolution r USING (issue_id)
+        LEFT JOIN file_times t ON t.file_id = r.resolved_by_file_id
+        LEFT JOIN last_decision d USING (issue_id)
+        GROUP BY i.issue_id""", [run_time])
+
+
+def known_issue_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Every issue a decision may name: those of everything loaded so far (exports.md §E)."""
+    compute(con, datetime.now())
+    return frozenset(row[0] for row in con.execute("SELECT issue_id FROM issues_now").fetchall())
+
+
+def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
+    """Recompute ops.data_issues and append to ops.data_issue_events what changed since the last run."""
+    compute(con, run_time)
+    tonight = f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} AND status IN {LOADED}"
+    con.execute(f"""
+        INSERT INTO ops.data_issue_events
+        SELECT issue_id, event, event_at, ?, file_id, decided_by, reason FROM (
+            SELECT n.issue_id, 'OPENED' AS event, ?::TIMESTAMP AS event_at, n.first_seen_file_id AS file_id,
+                   NULL AS decided_by, n.reason, 1 AS step
+            FROM issues_now n WHERE n.issue_id NOT IN (SELECT issue_id FROM ops.data_issues)
+            UNION ALL
+            SELECT n.issue_id, 'SEEN_AGAIN', ?, n.last_seen_file_id, NULL, n.reason, 2
+            FROM issues_now n JOIN ops.data_issues p USING (issue_id)
+            WHERE n.times_seen > p.times_seen AND n.resolved_at IS NULL AND p.resolved_at IS NULL
+            UNION ALL
+            SELECT n.issue_id, 'REOPENED', ?, n.last_seen_file_id, NULL, n.reason, 2
+            FROM issues_now n JOIN ops.data_issues p USING (issue_id)
+            WHERE n.status <> 'RESOLVED' AND p.status = 'RESOLVED'
+            UNION ALL
+            SELECT n.issue_id, 'RESOLVED', ?, n.resolved_by_file_id, NULL, n.reason, 3
+            FROM issues_now n LEFT JOIN ops.data_issues p USING (issue_id)
+            WHERE n.status = 'RESOLVED' AND coalesce(p.status, '') <> 'RESOLVED'
+            UNION ALL
+            SELECT d.issue_id, CASE d.decision WHEN 'ACCEPT' THEN 'ACCEPTED' ELSE 'REOPENED' END, d.decided_at,
+                   d.file_id, d.decided_by, d.reason, 4
+            FROM {DM_DECISIONS.staging_table} d WHERE d.file_id IN ({tonight})
+        ) ORDER BY step, event_at, issue_id, event
+    """, [run_id, run_time, run_time, run_time, run_time])
+    con.execute("DELETE FROM ops.data_issues")
+    con.execute("INSERT INTO ops.data_issues BY NAME SELECT * FROM issues_now")
+
+
+def open_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Open issues, by source and check, oldest first: what the Data Docs index and the Prefect artifact show.
+    (source, check_name, issue_id, participant_id, record_key, severity, first_seen_at, age_days, times_seen,
+    reason, report_path of the latest file with the finding)."""
+    return con.execute("""
+        SELECT i.source, i.check_name, i.issue_id, i.participant_id, i.record_key, i.severity, i.first_seen_at,
+               i.age_days, i.times_seen, i.reason, f.report_path
+        FROM ops.data_issues i LEFT JOIN ops.files f ON f.file_id = i.last_seen_file_id
+        WHERE i.status = 'OPEN'
+        ORDER BY i.source, i.check_name, i.first_seen_at, i.issue_id""").fetchall()

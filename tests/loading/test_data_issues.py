@@ -1,0 +1,226 @@
+"""The data manager's work list over three nights (warehouse.md ops.data_issues / ops.data_issue_events,
+exports.md §E and "Schema drift"): the findings of the small trial of tests/test_nightly.py, then a corrected
+re-export, then the enrollment and a decisions file. Every status and event below is computed by hand from
+the rules in car22/loading/data_issues.py."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pytest
+from conftest import run
+from test_nightly import (
+    DOB,
+    ENROLLMENT_HEADER,
+    LAB_HEADER,
+    data_issues,
+    exports,
+    lab,
+    write,
+)
+
+from car22 import cli
+from car22.night.paths import Paths
+
+MRD_HEADER = (",$DATE,SUBJECT,COLLECTED,SPECIMEN,QC,CD45+/Viable | Count,CD45+/Viable/Blasts | Count,"
+              "CD45+/Viable/Blasts | Freq. of Parent (%),CD45+/Viable/Blasts/CD19+ | Freq. of Parent (%),"
+              "CD45+/Viable/Blasts/CD22+ | Freq. of Parent (%),CD22_ABC")
+
+
+def issue_id(source: str, record_key: str, check: str) -> str:
+    """warehouse.md: stable, from the source, the record identity and the check."""
+    return hashlib.md5(f"{source}|{record_key}|{check}".encode()).hexdigest()[:16]
+
+
+UNIT = issue_id("labs", "A3|ANC", "unit_known")                    # A3: 'cells/mm3', corrected on night 2
+PATTERN = issue_id("labs", "A5|ANC", "participant_id_pattern")     # A5: 'CD-22-7', sent again, then accepted
+HELD = issue_id("labs", "A4|ANC", "participant_enrolled")          # A4: CD22-099, enrolled on night 3
+QUARANTINE = issue_id("flow_mrd", "flow_mrd_20260305T0900", "file_quarantined")  # a ZIP, replaced on night 2
+DRIFT = issue_id("labs", "labs", "extra_columns")                  # night 2's labs carry a COMMENT column
+
+NIGHT_2 = {
+    "labs_20260306T1200.csv": "\n".join([LAB_HEADER + ",COMMENT",
+                                         lab("CD22-001", "A3", "0.4", "F") + ",recalculated in K/uL",
+                                         lab("CD-22-7", "A5", "1.0", "F") + ","]),
+    # the same export time, so it replaces the quarantined file (the name may differ: one inbox holds both)
+    "flow_mrd_regated_20260305T0900.csv": "\n".join([
+        MRD_HEADER, "CD22-001_BM_D2.fcs,05-MAR-2026,CD22-001,2026-03-04,BM,PASS,4.43E+05,12,0.0027,90,95,3000"]),
+}
+DECISIONS = "\n".join([
+    "issue_id,decision,reason,decided_by,decided_at",
+    f'{PATTERN},ACCEPT,"sent by mistake: a proficiency sample, not a participant",AB,2026-03-07 12:00',
+    "ffffffffffffffff,ACCEPT,no such issue,AB,2026-03-07 12:00",
+    f"{UNIT},ACCEPT,,AB,2026-03-07 12:00",
+])
+NIGHT_3 = {
+    "edc_enrollment_20260307T0100.csv": "\n".join([
+        ENROLLMENT_HEADER,
+        f"CD22-001,screening_arm_1,2026-02-10,{DOB},1,30,130,1,2025-11-01,0",
+        "CD22-002,screening_arm_1,2026-02-12,1990-05-01,2,70,170,2,2025-10-20,0",
+        "CD22-099,screening_arm_1,2026-03-06,2001-07-01,1,60,170,1,2025-12-01,0"]),
+    "labs_20260307T1200.csv": "\n".join([LAB_HEADER, lab("CD22-001", "A6", "0.6", "F")]),
+    "dm_decisions_20260307T1300.csv": DECISIONS,
+}
+
+
+def file_id(paths: Paths, name: str) -> str:
+    return query(paths, "SELECT file_id FROM ops.files WHERE file_name = ? AND status <> 'duplicate'", [name])[0][0]
+
+
+def query(paths: Paths, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def issues(paths: Paths) -> dict[str, tuple]:
+    return {row[0]: row[1:] for row in query(paths, """
+        SELECT issue_id, status, times_seen, first_seen_file_id, last_seen_file_id, resolved_by_file_id, decided_by
+        FROM ops.data_issues""")}
+
+
+@pytest.fixture(scope="module")
+def nights(prefect, tmp_path_factory) -> tuple[Paths, list[dict]]:
+    """The three nights, with the issues after each."""
+    paths = Paths.under(tmp_path_factory.mktemp("issues"))
+    after = []
+    for night in (exports(), NIGHT_2, NIGHT_3):
+        write(paths.inbox, night)
+        run(paths)
+        after.append(issues(paths))
+    return paths, after
+
+
+def test_the_first_night_opens_one_issue_per_finding(nights):
+    paths, after = nights
+    labs, zip_file = file_id(paths, "labs_20260301T1200.csv"), file_id(paths, "flow_mrd_20260305T0900.csv")
+    assert after[0] == {
+        UNIT: ("OPEN", 1, labs, labs, None, None),
+        PATTERN: ("OPEN", 1, labs, labs, None, None),
+        HELD: ("OPEN", 1, labs, labs, None, None),
+        QUARANTINE: ("OPEN", 1, zip_file, zip_file, None, None),
+    }
+
+
+def test_a_corrected_re_export_resolves_and_a_repeat_is_seen_again(nights):
+    paths, after = nights
+    labs1, labs2 = file_id(paths, "labs_20260301T1200.csv"), file_id(paths, "labs_20260306T1200.csv")
+    zip_file = query(paths, "SELECT file_id FROM ops.files WHERE status = 'quarantined'")[0][0]
+    flow = query(paths, "SELECT file_id FROM ops.files WHERE source = 'flow_mrd' AND status = 'loaded'")[0][0]
+    assert after[1] == {
+        UNIT: ("RESOLVED", 1, labs1, labs1, labs2, None),
+        PATTERN: ("OPEN", 2, labs1, labs2, None, None),
+        HELD: ("OPEN", 1, labs1, labs1, None, None),
+        QUARANTINE: ("RESOLVED", 1, zip_file, zip_file, flow, None),
+        DRIFT: ("OPEN", 1, labs2, labs2, None, None),
+    }
+
+
+def test_the_enrollment_a_clean_file_and_a_decision_close_the_rest(nights):
+    paths, after = nights
+    labs1, labs2, labs3 = (file_id(paths, f"labs_2026030{d}T1200.csv") for d in (1, 6, 7))
+    zip_file = query(paths, "SELECT file_id FROM ops.files WHERE status = 'quarantined'")[0][0]
+    flow = query(paths, "SELECT file_id FROM ops.files WHERE source = 'flow_mrd' AND status = 'loaded'")[0][0]
+    enrollment = file_id(paths, "edc_enrollment_20260307T0100.csv")
+    assert after[2] == {
+        UNIT: ("RESOLVED", 1, labs1, labs1, labs2, None),
+        PATTERN: ("ACCEPTED", 2, labs1, labs2, None, "AB"),
+        HELD: ("RESOLVED", 1, labs1, labs1, enrollment, None),
+        QUARANTINE: ("RESOLVED", 1, zip_file, zip_file, flow, None),
+        DRIFT: ("RESOLVED", 1, labs2, labs2, labs3, None),
+    }
+    assert query(paths, "SELECT count(*) FROM ops.data_issues WHERE status = 'OPEN' OR age_days IS NOT NULL") == [(0,)]
+
+
+def test_every_change_is_an_event_once(nights):
+    paths, _ = nights
+    labs1, labs2, labs3 = (file_id(paths, f"labs_2026030{d}T1200.csv") for d in (1, 6, 7))
+    zip_file = query(paths, "SELECT file_id FROM ops.files WHERE status = 'quarantined'")[0][0]
+    flow = query(paths, "SELECT file_id FROM ops.files WHERE source = 'flow_mrd' AND status = 'loaded'")[0][0]
+    decisions = file_id(paths, "dm_decisions_20260307T1300.csv")
+    enrollment = file_id(paths, "edc_enrollment_20260307T0100.csv")
+    events = {}
+    for issue, event, run_id, file, user in query(paths, """SELECT issue_id, event, run_id, file_id, decided_by
+                                                           FROM ops.data_issue_events ORDER BY run_id, "at" """):
+        events.setdefault(issue, []).append((event, run_id, file, user))
+    assert events == {
+        UNIT: [("OPENED", 1, labs1, None), ("RESOLVED", 2, labs2, None)],
+        PATTERN: [("OPENED", 1, labs1, None), ("SEEN_AGAIN", 2, labs2, None), ("ACCEPTED", 3, decisions, "AB")],
+        HELD: [("OPENED", 1, labs1, None), ("RESOLVED", 3, enrollment, None)],
+        QUARANTINE: [("OPENED", 1, zip_file, None), ("RESOLVED", 2, flow, None)],
+        DRIFT: [("OPENED", 2, labs2, None), ("RESOLVED", 3, labs3, None)],
+    }
+    assert query(paths, "SELECT reason FROM ops.data_issue_events WHERE event = 'ACCEPTED'") == [
+        ("sent by mistake: a proficiency sample, not a participant",)]
+
+
+def test_a_decision_naming_no_issue_or_without_a_reason_is_rejected_with_the_reason(nights):
+    paths, _ = nights
+    assert query(paths, "SELECT status, rows_read, rows_loaded, rows_rejected FROM ops.files "
+                        "WHERE source = 'dm_decisions'") == [("partially_loaded", 3, 1, 2)]
+    assert query(paths, """SELECT r.row_number, r.check_name FROM ops.rejected_rows r JOIN ops.files f USING (file_id)
+                           WHERE f.source = 'dm_decisions' ORDER BY 1""") == [(3, "issue_known"), (4, "reason_present")]
+
+
+def test_schema_drift_loads_the_file_and_keeps_the_extra_values_in_raw(nights):
+    paths, _ = nights
+    labs2 = file_id(paths, "labs_20260306T1200.csv")
+    assert query(paths, "SELECT status, rows_loaded FROM ops.files WHERE file_id = ?", [labs2]) == [
+        ("partially_loaded", 1)]
+    extra = query(paths, "SELECT row_number, extra_columns FROM raw.labs WHERE file_id = ? ORDER BY 1", [labs2])
+    assert [(n, json.loads(e)) for n, e in extra] == [(2, {"COMMENT": "recalculated in K/uL"}), (3, {"COMMENT": ""})]
+    assert query(paths, "SELECT row_number, check_name FROM ops.row_warnings WHERE file_id = ?", [labs2]) == [
+        (1, "extra_columns")]
+
+
+def test_the_command_lists_from_the_warehouse_and_writes_decisions_into_the_inbox(nights, tmp_path, capsys):
+    paths, _ = nights
+    warehouse = ["--warehouse", str(paths.warehouse)]
+    assert cli.main(["data-issues", *warehouse, "--status", "all", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("issue_id,status,source,check_name")
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted([UNIT, PATTERN, HELD, QUARANTINE, DRIFT])
+    assert cli.main(["data-issues", *warehouse, "--status", "accepted", "--source", "labs"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 and table[1].startswith(PATTERN)
+    assert cli.main(["data-issues", *warehouse]) == 0 and len(capsys.readouterr().out.splitlines()) == 1
+
+    inbox = tmp_path / "inbox"
+    decide = ["data-issues", *warehouse, "--inbox", str(inbox), "--decide", PATTERN]
+    assert cli.main([*decide, "--reopen", "--reason", "the lab says it is a participant", "--by", "CD"]) == 0
+    (written,) = inbox.iterdir()
+    assert written.name.startswith("dm_decisions_") and written.read_text().splitlines()[0] == (
+        "issue_id,decision,reason,decided_by,decided_at")
+    assert written.read_text().splitlines()[1].startswith(f"{PATTERN},REOPEN,the lab says it is a participant,CD,")
+    assert cli.main([*decide, "--reopen", "--reason", "x", "--by", "Dr Smith"]) == 2          # not a user id
+    assert cli.main([*decide, "--accept", "--by", "CD"]) == 2                                # no reason
+    assert cli.main([*decide[:-1], "ffffffffffffffff", "--accept", "--reason", "x", "--by", "CD"]) == 1
+    assert cli.main(["data-issues", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
+    assert len(list(inbox.iterdir())) == 1
+
+
+def test_the_same_files_in_one_run_give_the_same_issues(nights, tmp_path):
+    """exports.md "Order does not matter": the decisions load last, so they may name tonight's issues."""
+    paths, _ = nights
+    once = Paths.under(tmp_path)
+    write(once.inbox, {**exports(), **NIGHT_2, **NIGHT_3})
+    run(once)
+    assert (data_issues(once.warehouse)["status"] == data_issues(paths.warehouse)["status"]).all()
+    assert data_issues(once.warehouse).equals(data_issues(paths.warehouse))
+
+
+@pytest.mark.parametrize("exported, warned", [
+    ("2026-03-07 13:00", False),        # the run's own minute: not later
+    ("2026-03-07 13:01", True),         # later than the run: a clock or naming error at the sender
+    (None, False),                      # no export time: quarantined before this point
+])
+def test_an_export_time_later_than_the_run_is_a_file_warning(exported, warned):
+    from datetime import datetime
+
+    from car22.intake.reading import read_export
+    from car22.loading.load import file_warnings
+
+    rows = read_export(f"{LAB_HEADER}\n{lab('CD22-001', 'A1', '0.4', 'F')}\n".encode())
+    when = datetime.fromisoformat(exported) if exported else None
+    found = file_warnings(rows, when, datetime(2026, 3, 7, 13, 0, 30))
+    assert [check for check, _ in found] == (["export_time_after_run"] if warned else [])
