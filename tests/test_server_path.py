@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "prefect-server.sh"
-ARTIFACTS = {"car22-run-summary", "car22-files", "car22-data-docs", "car22-trial-report"}
+ARTIFACTS = {"car22-run-summary", "car22-files", "car22-data-docs", "car22-trial-report", "car22-data-issues",
+             "car22-submission"}
 REFUSAL_ADVICE = ("create it (or give it read access) and drop the exports there, or point CAR22_INBOX / "
                   "CAR22_DATA_DIR (or the flags) at the right folder")
 # A traceback, Prefect's telemetry error, SQLite's lock error, or a Python warning of any category.

@@ -101,7 +101,7 @@ def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 FIRST = ("DEATH", "RELAPSE", "MRD_POSITIVE", "GRADE_4_OR_MORE")
 LAST = ("GRADE_3", "GRADE_DISCORDANT")
 LABELS = {"DEATH": "Death", "RELAPSE": "Relapse", "MRD_POSITIVE": "New MRD positivity",
-          "GRADE_4_OR_MORE": "Grade ≥ 4", "GRADE_3": "Grade 3", "GRADE_DISCORDANT": "Grade discordant"}
+          "GRADE_4_OR_MORE": "Grade ≥ 4", "ICAHT_GRADE_3_OR_MORE": "ICAHT grade ≥ 3", "GRADE_3": "Grade 3", "GRADE_DISCORDANT": "Grade discordant"}
 EXPECTED_CYTOPENIAS = ("Anemia", "Lymphocyte count decreased", "Neutrophil count decreased",
                        "Platelet count decreased", "White blood cell decreased")
 CYTOPENIA_TABLE = "trial_report.html#cytopenias"

@@ -78,6 +78,9 @@ QUERIES = {
     "eligibility": """
         SELECT participant_id, criterion, result, detail FROM mart.eligibility
         ORDER BY participant_id, criterion_order""",
+    "issues": """
+        SELECT participant_id, issue_id, source, check_name, severity, age_days FROM ops.data_issues
+        WHERE status = 'OPEN' AND participant_id IS NOT NULL ORDER BY participant_id, first_seen_at, issue_id""",
 }
 
 
@@ -86,7 +89,7 @@ def _by_participant(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list]
     none. Plain tuples, not frames: a page is built in about a millisecond."""
     split: dict[str, dict[str, list]] = {}
     for name, sql in QUERIES.items():
-        needed = set(re.findall(r"\b(?:core|mart)\.\w+", sql))
+        needed = set(re.findall(r"\b(?:core|mart|ops)\.\w+", sql))
         split[name] = {}
         if not all(table_exists(con, *t.split(".")) for t in needed):
             continue
@@ -254,6 +257,12 @@ def render_profile(pid: str, person, facts: dict[str, list]) -> str:
              ["term", "grade", "onset (study day)", "resolved (study day)", "serious", "related"],
              [(r.ae_term, r.ae_grade, r.onset_day, r.resolution_day, r.serious, r.related) for r in rows("aes")],
              "None reported.")),
+        ("issues", "Open data issues", grid(
+            ["issue", "source", "check", "severity", "open for (days)"],
+            [(r.issue_id, r.source, r.check_name, r.severity, r.age_days) for r in rows("issues")],
+            "No open data issue.")
+         + "<p class='meta'>From the data managers' work list (<code>car22 data-issues</code>, with each "
+           "issue's reason); a corrected re-export or a decision dropped in the inbox closes an issue.</p>"),
     ]
     nav = " ".join(f"<a href='#{key}'>{html.escape(title)}</a>" for key, title, _ in sections)
     body = "".join(f"<section id='{key}'><h2>{html.escape(title)}</h2>{content}</section>"

@@ -300,14 +300,15 @@ def hematotoxicity_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     icaht = con.sql("SELECT participant_id, scale || ' ' || phase AS toxicity, grade, window_end_day, "
                     "window_end_reason, null_reason FROM mart.icaht").df()
     ended = icaht.window_end_reason.map(ICAHT_END_WORDS)
-    words = (icaht.grade.map(lambda g: "none" if g == 0 else f"grade {g:.0f}", na_action="ignore")
+    # As text from the start: a night where no window has a result has no grade at all (an all-NULL column).
+    words = (icaht.grade.map(lambda g: "none" if g == 0 else f"grade {g:.0f}", na_action="ignore").astype("string")
              + (" (window ended day " + icaht.window_end_day.astype("string") + " by " + ended + ")").fillna(""))
     icaht["words"] = words.fillna("not graded: " + icaht.null_reason.fillna(""))
     table = icaht.pivot(index="participant_id", columns="toxicity", values="words")
     table = table.reindex(columns=["N-ICAHT early", "N-ICAHT late", "T-ICAHT early", "T-ICAHT late"])
     if table_exists(con, "mart", "hematotox"):
         score = con.sql("SELECT participant_id, score, risk, null_reason FROM mart.hematotox").df()
-        score["CAR-HEMATOTOX"] = (score.risk.str.lower() + " risk (score " + score.score.astype("string") + ")"
+        score["CAR-HEMATOTOX"] = (score.risk.astype("string").str.lower() + " risk (score " + score.score.astype("string") + ")"
                                   ).fillna("not scored: " + score.null_reason.fillna(""))
         table = table.join(score.set_index("participant_id")["CAR-HEMATOTOX"])
     return table.reset_index().rename(columns={"participant_id": "participant"}).sort_values("participant")

@@ -41,7 +41,8 @@ def test_no_raw_or_staging_column_without_a_comment(con):
     ("staging", "edc_enrollment", "sex", "'sex' typed as VARCHAR; codes 1 = M, 2 = F."),
     ("staging", "qpcr", "lloq_copies_per_ug", "'LLOQ (copies/ug)' typed as DOUBLE."),
     ("staging", "flow_car", "cd3_abs", "CD3+ count in 10^9/L (CD3_ABS cells/uL x 0.001)."),
-    ("staging", "edc_enrollment", "age_at_consent_years", "age_at_consent_days / 365.25."),
+    ("staging", "edc_enrollment", "age_at_consent_years", "Completed years at consent (derivations §6.1: the "
+     "calendar age), from the date of birth as the file is read; the date of birth is dropped."),
     ("staging", "labs", "content_hash", "MD5 of the typed fields: the same hash is the same version of the record."),
     ("staging", "labs_current", "accession", "'ACCESSION' typed as VARCHAR (required); part of the record identity."),
     ("staging", "edc_followup_current", "deleted",

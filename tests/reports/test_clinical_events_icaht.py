@@ -17,10 +17,10 @@ def test_icaht_grade_3_is_new_once_and_not_repeated_as_a_tally_row():
     con.execute("INSERT INTO mart.toxicity_by_participant VALUES "
                 "('CD22-001', 'N-ICAHT early', 'ICAHT (EHA/EBMT)', 'overall', 3, 0)")
     record_clinical_events(con, 1)
-    assert new_tonight(con, 1) == [
+    assert new_tonight(con, 1).named == [
         ("ICAHT_GRADE_3_OR_MORE", "CD22-001", "N-ICAHT early grade 3 (ANC <= 0.5 for 18 days, <= 0.1 for 2 days, "
                                               "study days 0-30)"),
         ("ICAHT_GRADE_3_OR_MORE", "CD22-002", "T-ICAHT late grade 4 (platelets < 50 for 20 days, < 20 for 15 days, "
                                               "study days 31-100)")]
     record_clinical_events(con, 2)
-    assert new_tonight(con, 2) == []
+    assert len(new_tonight(con, 2)) == 0

@@ -133,9 +133,43 @@ def test_every_lane_opens_a_profile_that_links_back(demo_night, tmp_path):
         assert not re.search(r"\d{4}-\d{2}-\d{2}|\bdob\b|date of birth", profile, re.IGNORECASE), pid
 
 
+def test_a_profile_lists_exactly_its_open_data_issues(demo_night):
+    import duckdb
+
+    paths, _, _ = demo_night
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        enrolled = [pid for pid, in con.execute("SELECT participant_id FROM core.participants").fetchall()]
+        open_issues = con.execute("SELECT participant_id, issue_id FROM ops.data_issues WHERE status = 'OPEN' "
+                                  "AND participant_id IS NOT NULL").fetchall()
+    assert any(pid in enrolled for pid, _ in open_issues), "the demo plants an open issue of an enrolled participant"
+    for pid in enrolled:
+        section = (paths.reports / "profiles" / f"{pid}.html").read_text().split("<section id='issues'>")[1]
+        shown = set(re.findall(r"\b[0-9a-f]{16}\b", section.split("</section>")[0]))
+        assert shown == {issue for who, issue in open_issues if who == pid}, pid
+
+
 def test_a_profile_renders_offline(demo_night, tmp_path):
     paths, _, _ = demo_night
     dom, requested = render(paths.reports / "profiles" / "CD22-003.html", tmp_path)
     assert requested == []
     for section in ("course", "eligibility", "treatment", "mrd", "car", "toxicity"):
         assert re.search(rf'<section id="{section}"', dom), section
+
+
+def test_hematotoxicity_table_when_nobody_could_be_graded():
+    """A small night (labs not yet in) has ICAHT rows without a grade and no HEMATOTOX score: words, no crash."""
+    import duckdb
+
+    from car22.reports.trial_report import hematotoxicity_table
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA mart")
+    con.execute("CREATE TABLE mart.icaht AS SELECT 'CD22-001' AS participant_id, s AS scale, p AS phase, "
+                "NULL::INTEGER AS grade, 30 AS window_end_day, 'PHASE_END' AS window_end_reason, "
+                "'no result' AS null_reason FROM (VALUES ('N-ICAHT'), ('T-ICAHT')) a(s), (VALUES ('early'), ('late')) b(p)")
+    con.execute("CREATE TABLE mart.hematotox AS SELECT 'CD22-001' AS participant_id, NULL::INTEGER AS score, "
+                "NULL::VARCHAR AS risk, 'no ferritin' AS null_reason")
+    row = hematotoxicity_table(con).iloc[0].to_dict()
+    assert row == {"participant": "CD22-001", "N-ICAHT early": "not graded: no result",
+                   "N-ICAHT late": "not graded: no result", "T-ICAHT early": "not graded: no result",
+                   "T-ICAHT late": "not graded: no result", "CAR-HEMATOTOX": "not scored: no ferritin"}
