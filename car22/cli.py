@@ -132,10 +132,14 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     from car22.demo import generate
 
-    with tqdm(total=args.participants, unit="participant", desc="demo-data",
-              disable=not sys.stderr.isatty() or args.quiet) as bar:
-        written = generate(args.out, participants=args.participants, seed=args.seed, as_of=args.as_of,
-                           progress=lambda done: bar.update(done - bar.n))
+    try:
+        with tqdm(total=args.participants, unit="participant", desc="demo-data",
+                  disable=not sys.stderr.isatty() or args.quiet) as bar:
+            written = generate(args.out, participants=args.participants, seed=args.seed, as_of=args.as_of,
+                               progress=lambda done: bar.update(done - bar.n))
+    except ValueError as problem:  # a date too early for the demo's stories: say which and what to do
+        print(f"car22: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"wrote {len(written)} export files to {args.out}")
     return EXIT_OK
 

@@ -549,6 +549,9 @@ def generate(out_dir: Path, participants: int = 20, seed: int = 22, as_of: date 
 
 def _defects(out_dir: Path, labs: dict, mrd: dict, qpcr: dict, as_of: date, seed: int) -> list[Path]:
     """The deliberate defects of the default demo (docstring of this module)."""
+    if len(labs) < 7 or len(mrd) < 4 or len(qpcr) < 3:
+        raise ValueError(f"as of {as_of} the cohort has {len(labs)} lab, {len(mrd)} MRD and {len(qpcr)} qPCR "
+                         "exports; the deliberate defects need at least 7, 4 and 3: choose a later --as-of")
     rng = random.Random(seed + 1)
     exports = sorted(labs)
     first, later = exports[3], exports[4:7]

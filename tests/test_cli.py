@@ -89,3 +89,8 @@ def test_a_full_disk_exits_1_and_says_what_to_do(prefect, tmp_path, capsys):
     assert not paths.warehouse.exists()
     assert cli.main(["--quiet", "ingest", "--data-dir", str(tmp_path)]) == cli.EXIT_OK   # space freed
     assert "warehouse (read-only)" in capsys.readouterr().out
+
+
+def test_demo_data_too_early_says_so(tmp_path, capsys):
+    assert cli.main(["demo-data", "--out", str(tmp_path / "inbox"), "--as-of", "2026-04-30"]) == 2
+    assert "choose a later --as-of" in capsys.readouterr().err
