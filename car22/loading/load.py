@@ -181,6 +181,21 @@ def file_status(rows_loaded: int, severities: Iterable[str]) -> str:
     return "partially_loaded" if severities - {"skip"} else "loaded"
 
 
+def validation_input(rows: ExportRows) -> tuple[dict[int, tuple[str, str, str]], pd.DataFrame, pd.DataFrame]:
+    """What a file hands the validator: the lines that are not records (malformed, FlowJo controls and summary
+    rows) as {line: (check, reason, severity)}, and the typed frame and validation frame of the rest."""
+    source = rows.source
+    rejected: dict[int, tuple[str, str, str]] = {
+        number: ("row_shape", reason, "blocking") for number, reason in rows.malformed.items()}
+    if source.skip_reason is not None:
+        skip = source.skip_reason(rows.rows).dropna()
+        for number, reason in skip.items():
+            rejected.setdefault(int(number), ("not_a_sample", str(reason), "skip"))
+    candidates = rows.rows.drop(index=list(rejected))
+    typed = type_frame(source, candidates)
+    return rejected, typed, validation_frame(source, candidates, typed)
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, run_id: int, archive_dir: Path,
                 validator: Validating, received_at: datetime, enrolled_ids: set[str]) -> FileOutcome:
     """Archive, parse, validate and append one file, in one transaction."""
@@ -237,16 +252,8 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         )
 
         issue_ids = known_issue_ids(con)
-    rejected: dict[int, tuple[str, str, str]] = {
-        number: ("row_shape", reason, "blocking") for number, reason in rows.malformed.items()}
-    if source.skip_reason is not None:
-        skip = source.skip_reason(rows.rows).dropna()
-        for number, reason in skip.items():
-            rejected.setdefault(int(number), ("not_a_sample", str(reason), "skip"))
-    candidates = rows.rows.drop(index=list(rejected))
     with timing.stage("parse"), _no_cycle_collection():
-        typed = type_frame(source, candidates)
-        frame = validation_frame(source, candidates, typed)
+        rejected, typed, frame = validation_input(rows)
     with timing.stage("validate"):
         validation = validator.validate(
             source, frame, file_id=file_id, file_name=file_name, export_time=common["exported"],

@@ -19,8 +19,8 @@ from test_fuzz import mutated
 from car22.config import load_protocol
 from car22.demo import generate
 from car22.intake.reading import Unreadable, export_time, read_export
-from car22.intake.sources import FORMAT_PATTERNS, type_frame
-from car22.loading.load import validation_frame
+from car22.intake.sources import FORMAT_PATTERNS
+from car22.loading.load import validation_input
 from car22.validation.runner import Validator
 from car22.validation.sql_engine import python_regex_for_re2
 
@@ -34,22 +34,17 @@ def engines(tmp_path_factory):
     return {engine: Validator(folder / engine, load_protocol(), engine=engine) for engine in ("sql", "gx")}
 
 
-def validation_input(name: str, data: bytes):
+def validation_frame_of(name: str, data: bytes):
     """The frame a night hands the validator for this file (car22.loading.load), or None when unreadable."""
     try:
         rows = read_export(data)
     except Unreadable:
         return None
-    source = rows.source
-    skipped = set(rows.malformed)
-    if source.skip_reason is not None:
-        skipped |= {int(n) for n in source.skip_reason(rows.rows).dropna().index}
-    candidates = rows.rows.drop(index=list(skipped))
-    return source, validation_frame(source, candidates, type_frame(source, candidates))
+    return rows.source, validation_input(rows)[2]
 
 
 def results(engines, name: str, data: bytes, enrolled: set[str]):
-    given = validation_input(name, data)
+    given = validation_frame_of(name, data)
     if given is None:
         return None
     source, frame = given
