@@ -133,8 +133,11 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                identity_key IS NULL AND check_name NOT IN {FILE_WARNINGS + (QUARANTINED,)} AS keyless,
                t.seen_at
         FROM found JOIN file_times t USING (file_id)""")
+    # seq orders every finding by (seen_at, file_id, row_number), NULL last as in a struct comparison: one
+    # integer key for the latest/earliest picks below, much cheaper than comparing structs.
     con.execute("""CREATE OR REPLACE TEMP TABLE finding_rows AS
-                   SELECT *, substr(md5(source || '|' || record_key || '|' || check_name), 1, 16) AS issue_id
+                   SELECT *, substr(md5(source || '|' || record_key || '|' || check_name), 1, 16) AS issue_id,
+                          row_number() OVER (ORDER BY seen_at, file_id, row_number) AS seq
                    FROM finding_rows""")
     observed = "\nUNION ALL".join(_observations_sql(s) for s in PARTICIPANT_SOURCES if not s.snapshot)
     # The latest file holding each record with a finding (sources other than EDC snapshots).
@@ -153,7 +156,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                         WHEN any_value(i.check_name) IN {FILE_WARNINGS} OR any_value(i.source) IN {snapshots}
                         THEN any_value(n.file_id)
                         ELSE any_value(l.file_id) END AS judge_file,
-                   bool_or(i.currently_held) AS held_now
+                   bool_or(i.currently_held) AS held_now, any_value(i.participant_id) AS participant_id
             FROM finding_rows i
             LEFT JOIN newest_file n ON n.source = i.source
             LEFT JOIN latest_word l ON l.source = i.source AND l.identity_key = i.identity_key
@@ -169,15 +172,15 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
         FROM judged j""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
         SELECT s.issue_id,
-               CASE WHEN s.check_name = '{HELD}' THEN (
-                        SELECT arg_max(e.file_id, (e.export_time, e.file_id)) FROM {EDC_ENROLLMENT.staging_table} e
-                        WHERE e.participant_id = (SELECT any_value(participant_id) FROM finding_rows i
-                                                  WHERE i.issue_id = s.issue_id))
+               CASE WHEN s.check_name = '{HELD}' THEN e.file_id
                     WHEN s.check_name = '{QUARANTINED}' THEN (
                         SELECT min(f.file_id) FROM ops.files f WHERE f.status IN {LOADED}
                           AND f.source || '_' || strftime(f.export_time, '%Y%m%dT%H%M') = s.record_key)
                     ELSE s.judge_file END AS resolved_by_file_id
-        FROM issue_state s WHERE NOT s.present""")
+        FROM issue_state s
+        LEFT JOIN (SELECT participant_id, arg_max(file_id, (export_time, file_id)) AS file_id
+                   FROM {EDC_ENROLLMENT.staging_table} GROUP BY ALL) e ON e.participant_id = s.participant_id
+        WHERE NOT s.present""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE last_decision AS
         SELECT d.issue_id, arg_max(d.decision, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decision,
                arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
@@ -185,18 +188,18 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
         FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
     con.execute("""CREATE OR REPLACE TEMP TABLE issues_now AS
         SELECT i.issue_id, any_value(i.source) AS source,
-               arg_max(i.participant_id, (i.seen_at, i.file_id, i.row_number)) AS participant_id,
+               arg_max(i.participant_id, i.seq) AS participant_id,
                any_value(i.record_key) AS record_key, any_value(i.check_name) AS check_name,
-               arg_max(i.severity, (i.seen_at, i.file_id, i.row_number)) AS severity,
+               arg_max(i.severity, i.seq) AS severity,
                CASE WHEN NOT any_value(s.present) THEN 'RESOLVED'
                     WHEN any_value(d.decision) = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
-               min(i.seen_at) AS first_seen_at, arg_min(i.file_id, (i.seen_at, i.file_id)) AS first_seen_file_id,
-               max(i.seen_at) AS last_seen_at, arg_max(i.file_id, (i.seen_at, i.file_id)) AS last_seen_file_id,
+               min(i.seen_at) AS first_seen_at, arg_min(i.file_id, i.seq) AS first_seen_file_id,
+               max(i.seen_at) AS last_seen_at, arg_max(i.file_id, i.seq) AS last_seen_file_id,
                CAST(count(DISTINCT i.file_id) AS INTEGER) AS times_seen,
                any_value(t.seen_at) AS resolved_at, any_value(r.resolved_by_file_id) AS resolved_by_file_id,
                CASE WHEN any_value(s.present) AND coalesce(any_value(d.decision), '') <> 'ACCEPT'
                     THEN CAST(date_diff('day', min(i.seen_at), CAST(? AS TIMESTAMP)) AS INTEGER) END AS age_days,
-               arg_max(i.reason, (i.seen_at, i.file_id, i.row_number)) AS reason,
+               arg_max(i.reason, i.seq) AS reason,
                any_value(d.decided_by) AS decided_by, any_value(d.reason) AS decision_reason
         FROM finding_rows i
         JOIN issue_state s USING (issue_id)
@@ -213,7 +216,14 @@ def known_issue_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 
 def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
-    """Recompute ops.data_issues and append to ops.data_issue_events what changed since the last run."""
+    """Recompute ops.data_issues and append to ops.data_issue_events what changed since the last run.
+
+    A night that took no file, with the settings and code of the last completed run, has nothing to
+    recompute (the issues are a function of the files and the code): only the open issues' ages move on."""
+    if nothing_new(con, run_id):
+        con.execute("UPDATE ops.data_issues SET age_days = CAST(date_diff('day', first_seen_at, CAST(? AS TIMESTAMP)) "
+                    "AS INTEGER) WHERE status = 'OPEN'", [run_time])
+        return
     compute(con, run_time)
     tonight = f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} AND status IN {LOADED}"
     con.execute(f"""
@@ -242,6 +252,15 @@ def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> N
     """, [run_id, run_time, run_time, run_time, run_time])
     con.execute("DELETE FROM ops.data_issues")
     con.execute("INSERT INTO ops.data_issues BY NAME SELECT * FROM issues_now")
+
+
+def nothing_new(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
+    """No file recorded by this run, and the last completed run had the same settings and code."""
+    return con.execute("""
+        SELECT NOT EXISTS (SELECT 1 FROM ops.files WHERE run_id = $run)
+           AND coalesce((SELECT (config_hash, code_version) FROM ops.runs WHERE run_id = $run)
+                        = (SELECT (config_hash, code_version) FROM ops.runs WHERE status = 'completed'
+                           ORDER BY run_id DESC LIMIT 1), FALSE)""", {"run": run_id}).fetchall()[0][0]
 
 
 def open_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:

@@ -224,3 +224,69 @@ def test_an_export_time_later_than_the_run_is_a_file_warning(exported, warned):
     when = datetime.fromisoformat(exported) if exported else None
     found = file_warnings(rows, when, datetime(2026, 3, 7, 13, 0, 30))
     assert [check for check, _ in found] == (["export_time_after_run"] if warned else [])
+
+
+@pytest.fixture(scope="module")
+def after_first_night(prefect, tmp_path_factory):
+    """A writable copy of the warehouse after the first night (open issues), with a second run started."""
+    import shutil
+    from datetime import datetime
+
+    from car22.config import load_protocol
+    from car22.night import transaction
+
+    folder = tmp_path_factory.mktemp("empty-night")
+    paths = Paths.under(folder)
+    write(paths.inbox, exports())
+    run(paths)
+    copy = folder / "copy.duckdb"
+    shutil.copyfile(paths.warehouse, copy)
+    copy.chmod(0o600)
+    con = duckdb.connect(str(copy))
+    run_id = transaction.start_run(con, load_protocol(), "", datetime(2026, 4, 1, 2, 0))
+    yield con, run_id
+    con.close()
+
+
+def test_a_night_without_files_only_ages_the_open_issues(after_first_night):
+    """The shortcut of an empty night gives exactly what a full recompute gives, with no event."""
+    from datetime import datetime
+
+    from car22.loading import data_issues as issues_module
+
+    con, run_id = after_first_night
+    later = datetime(2026, 4, 1, 2, 0)
+    events = con.execute("SELECT count(*) FROM ops.data_issue_events").fetchall()
+    assert issues_module.nothing_new(con, run_id)
+    issues_module.update(con, run_id, later)
+    columns = ", ".join(c for c, in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = "
+                                                "'ops' AND table_name = 'data_issues'").fetchall())
+    kept = con.execute(f"SELECT {columns} FROM ops.data_issues ORDER BY issue_id").fetchall()
+    issues_module.compute(con, later)
+    assert kept == con.execute(f"SELECT {columns} FROM issues_now ORDER BY issue_id").fetchall()
+    assert con.execute("SELECT count(*) FROM ops.data_issue_events").fetchall() == events
+    # the first night's labs were exported 2026-03-01 12:00: 31 calendar days before 2026-04-01
+    assert con.execute("SELECT DISTINCT age_days FROM ops.data_issues WHERE source = 'labs' "
+                       "AND status = 'OPEN'").fetchall() == [(31,)]
+
+
+@pytest.mark.parametrize("change, nothing_new", [
+    (None, True),
+    ("INSERT INTO ops.files (file_id, run_id, file_name, sha256, bytes, received_at, status) VALUES "
+     "('f-new', $run, 'x.csv', 'x', 1, TIMESTAMP '2026-04-01 02:00', "
+     "'duplicate')", False),                                        # any file tonight: recompute
+    ("UPDATE ops.runs SET code_version = 'other' WHERE run_id = $run", False),    # new code: recompute
+    ("UPDATE ops.runs SET config_hash = 'other' WHERE run_id = $run", False),     # new settings: recompute
+])
+def test_only_a_night_without_files_on_the_same_code_and_settings_skips_the_recompute(after_first_night, change,
+                                                                                       nothing_new):
+    from car22.loading import data_issues as issues_module
+
+    con, run_id = after_first_night
+    con.execute("BEGIN")
+    try:
+        if change:
+            con.execute(change, {"run": run_id})
+        assert issues_module.nothing_new(con, run_id) is nothing_new
+    finally:
+        con.execute("ROLLBACK")
