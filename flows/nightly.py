@@ -108,7 +108,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
     #    here is reported, and the page can be rebuilt with `car22 report`.
     try:
         steps.publish_artifacts(paths, run_id, data_docs)
-        steps.write_report(paths)
+        steps.write_report(paths, data_changed=scope != "nothing")
     except Exception as error:  # noqa: BLE001 - the run's data is published; say what failed and how to redo it
         get_run_logger().error("monitor reports not written (%s: %s): run `car22 report` to rebuild them",
                                type(error).__name__, error)

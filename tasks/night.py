@@ -109,9 +109,9 @@ def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
 
 
 @task(name="trial-report", cache_policy=NONE)
-def write_report(paths: Paths) -> Path:
+def write_report(paths: Paths, data_changed: bool) -> Path:
     """The monitors' page, from the published warehouse, with a link artifact under a stable key."""
-    page = trial_report.write_report(paths.warehouse, paths.reports)
+    page = trial_report.write_report(paths.warehouse, paths.reports, data_changed=data_changed)
     create_link_artifact(key="car22-trial-report", link=page.resolve().as_uri(),
                          link_text="Trial summary: status, swimmer plot, RFS, expansion, toxicity, data quality")
     return page

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import duckdb
 
+from car22.night.storage import write_whole
 from car22.reports.present import coded, grid, number, page, percent, unit, words
 from car22.sql import table_exists
 
@@ -84,15 +85,18 @@ QUERIES = {
 }
 
 
-def _by_participant(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list]]:
+def _by_participant(con: duckdb.DuckDBPyConnection, only: str | None = None) -> dict[str, dict[str, list]]:
     """Each query's rows (named tuples) split by participant; a table not derived in this warehouse gives
-    none. Plain tuples, not frames: a page is built in about a millisecond."""
+    none. Plain tuples, not frames: a page is built in about a millisecond. `only`: a SQL query of the
+    participant ids to read (all when None)."""
     split: dict[str, dict[str, list]] = {}
     for name, sql in QUERIES.items():
         needed = set(re.findall(r"\b(?:core|mart|ops)\.\w+", sql))
         split[name] = {}
         if not all(table_exists(con, *t.split(".")) for t in needed):
             continue
+        if only is not None:
+            sql = f"SELECT * FROM ({sql}) WHERE participant_id IN ({only})"
         cursor = con.execute(sql)
         row = namedtuple(name, [d[0] for d in cursor.description])  # noqa: PYI024
         for values in cursor.fetchall():
@@ -292,3 +296,13 @@ def write_profiles(con: duckdb.DuckDBPyConnection, out_dir: Path) -> Path:
     os.rename(building, target)
     shutil.rmtree(previous, ignore_errors=True)
     return target
+
+
+def refresh_open_issue_ages(con: duckdb.DuckDBPyConnection, out_dir: Path) -> int:
+    """After a night that took no file, only the ages of open data issues changed: rewrite the pages of the
+    participants who have one, each page replaced whole, and leave the rest as they are. Returns how many."""
+    split = _by_participant(con, only="SELECT participant_id FROM ops.data_issues WHERE status = 'OPEN'")
+    for pid, (person,) in split["participants"].items():
+        facts = {name: rows[pid] for name, rows in split.items() if pid in rows}
+        write_whole(out_dir / link(pid), render_profile(pid, person, facts).encode("utf-8"))
+    return len(split["participants"])

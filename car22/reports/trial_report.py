@@ -434,11 +434,16 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
                 f"<nav>{nav}</nav>{body}")
 
 
-def write_report(warehouse: Path, out_dir: Path) -> Path:
+def write_report(warehouse: Path, out_dir: Path, *, data_changed: bool = True) -> Path:
     """Render the report and every participant's profile page (car22.reports.profiles) from a (published,
-    read-only) warehouse into out_dir/trial_report.html and out_dir/profiles/."""
+    read-only) warehouse into out_dir/trial_report.html and out_dir/profiles/. After a night that changed no
+    data (`data_changed` False) and with the pages in place, a profile changes only by the age of an open
+    data issue: only those pages are rewritten."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         text = render(con, submission=submission_note(package_folder(warehouse)))
-        profiles.write_profiles(con, out_dir)
+        if data_changed or not (out_dir / profiles.FOLDER).is_dir():
+            profiles.write_profiles(con, out_dir)
+        else:
+            profiles.refresh_open_issue_ages(con, out_dir)
     return write_whole(out_dir / REPORT_NAME, text.encode("utf-8"))
