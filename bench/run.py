@@ -3,11 +3,16 @@
     python bench/run.py --participants 2000          (make bench N=2000)
 
 1. Demo exports for N participants (generated once per N and seed, kept under bench/out/).
-2. Cold run of the nightly flow on all but the newest ~1 % of lab rows: wall time, rows/s and peak RSS per
-   stage (parse, validate, load, core, derive, publish).
+2. Cold run of the nightly flow on all but the newest lab export: wall time, rows/s and peak RSS per stage
+   (parse, validate, load, core, derive, issues, publish, submission, report; "other" is the rest of the
+   flow after Prefect's start).
 3. Baseline: bench/baseline.py on the same files (DuckDB read_csv + SQL, nothing else).
-4. Incremental night: the held-back newest files on top of the cold warehouse, as a fraction of the cold run.
+4. Incremental night: the held-back newest lab export on top of the cold warehouse, as a fraction of the cold
+   run (issue #19: one lab export <= 5 % of the cold night).
 5. Fixed cost: a run on an empty inbox, and how much of it is Prefect's start.
+6. The two validation engines (DuckDB SQL and GX's pandas engine) agree on the benchmark's exports
+   (bench/engines_agree.py): every file up to 2,000 participants, beyond that the newest two files of each
+   source (GX's engine would take most of an hour on 20,000 participants' files). --no-agreement skips it.
 Each measurement runs in its own process, so peak RSS is the measurement's own.
 """
 from __future__ import annotations
@@ -26,7 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-STAGES = ("parse", "validate", "load", "core", "derive", "publish")
+STAGES = ("parse", "validate", "load", "core", "derive", "issues", "publish", "submission", "report")
+# Up to this many participants the engines are compared on every file; beyond, on the newest files.
+AGREEMENT_ALL_FILES_UP_TO = 2000
 
 
 def measure_night(data_dir: str) -> dict:
@@ -80,7 +87,7 @@ def _child(kind: str, argument: str) -> dict:
 
 
 def exports(participants: int, seed: int, out: Path) -> tuple[list[Path], list[Path]]:
-    """All files, split into the cold set and tonight's (the newest lab files, ~1 % of lab rows)."""
+    """All files, split into the cold set and tonight's (the newest lab export)."""
     from car22.demo import generate
 
     folder = out / f"exports-{participants}-{seed}"
@@ -89,15 +96,8 @@ def exports(participants: int, seed: int, out: Path) -> tuple[list[Path], list[P
         generate(folder, participants=participants, seed=seed, as_of=date(2028, 6, 30))
         (folder / ".complete").touch()
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    labs = sorted((p for p in files if p.name.startswith("labs_")), key=lambda p: p.name, reverse=True)
-    total = sum(p.stat().st_size for p in labs)
-    tonight, size = [], 0
-    for path in labs:
-        if size + path.stat().st_size > 0.01 * total and tonight:
-            break
-        tonight.append(path)
-        size += path.stat().st_size
-    return [p for p in files if p not in tonight], tonight
+    tonight = max((p for p in files if p.name.startswith("labs_")), key=lambda p: p.name)
+    return [p for p in files if p != tonight], [tonight]
 
 
 def stage_in(files: list[Path], inbox: Path) -> None:
@@ -106,27 +106,49 @@ def stage_in(files: list[Path], inbox: Path) -> None:
         shutil.copyfile(path, inbox / path.name)
 
 
-def table(participants: int, cold: dict, baseline: dict, incremental: dict, empty: dict, lab_rows: int) -> str:
+def agreement(folder: Path, run_dir: Path, participants: int) -> dict:
+    """bench/engines_agree.py in its own process, on every file or on the newest two files of each source."""
+    chosen = folder
+    if participants > AGREEMENT_ALL_FILES_UP_TO:
+        chosen = run_dir / "agreement"
+        shutil.rmtree(chosen, ignore_errors=True)
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        by_source: dict[str, list[Path]] = {}
+        for path in files:
+            by_source.setdefault(path.name.rsplit("_", 1)[0], []).append(path)
+        stage_in([p for paths in by_source.values() for p in paths[-2:]], chosen)
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("engines_agree.py")), str(chosen),
+                             "--protocol", str(bench_protocol(run_dir))], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"engines agreement check failed:\n{result.stderr[-3000:]}")
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**found, "sample": participants > AGREEMENT_ALL_FILES_UP_TO}
+
+
+def table(participants: int, cold: dict, baseline: dict, incremental: dict, empty: dict, lab_rows: int,
+          agreed: dict | None) -> str:
     rows = cold["rows"]
     lines = [f"N = {participants} participants, {lab_rows:,} lab rows in the cold set, {rows:,} rows in all; "
              f"{os.cpu_count()} cores, {_memory_gb():.0f} GB, Python {platform.python_version()}; validation engine "
              f"{os.environ.get('CAR22_VALIDATION_ENGINE') or 'sql'} (CAR22_VALIDATION_ENGINE)", "",
              "| stage | pipeline s | rows/s | peak RSS MB | baseline s | ratio |", "| --- | --- | --- | --- | --- | --- |"]
-    base = {"parse": None, "validate": None, "load": baseline["load"], "core": None, "derive": baseline["derive"],
-            "publish": None}
+    base = {"load": baseline["load"], "derive": baseline["derive"]}
+    other = cold["total"] - cold["prefect_start"] - sum(cold["stages"].get(s, 0.0) for s in STAGES)
     for stage in STAGES:
         seconds = cold["stages"].get(stage, 0.0)
-        b = base[stage]
+        b = base.get(stage)
         lines.append(f"| {stage} | {seconds:.1f} | {rows / seconds if seconds else 0:,.0f} | "
                      f"{cold['peak_rss_mb'].get(stage, 0):.0f} | {'' if b is None else f'{b:.1f}'} | "
                      f"{'' if b is None else f'{seconds / b:.1f}x'} |")
     read_parse_load = sum(cold["stages"].get(s, 0) for s in ("parse", "validate", "load", "core"))
-    lines += [f"| read+check+load (parse, validate, load, core) vs baseline read_csv | {read_parse_load:.1f} | | | "
+    lines += [f"| other (the flow's own steps between stages) | {other:.1f} | | | | |",
+              f"| Prefect's start | {cold['prefect_start']:.1f} | | | | |",f"| read+check+load (parse, validate, load, core) vs baseline read_csv | {read_parse_load:.1f} | | | "
               f"{baseline['load']:.1f} | {read_parse_load / baseline['load']:.1f}x |",
               f"| **overall** | **{cold['total']:.1f}** | {rows / cold['total']:,.0f} | "
               f"{cold['process_peak_rss_mb']:.0f} | **{baseline['total']:.1f}** | "
               f"**{cold['total'] / baseline['total']:.1f}x** |", "",
-              f"- incremental night ({incremental['rows']:,} new rows in {incremental['files']} files): "
+              f"- incremental night (one lab export, {incremental['rows']:,} rows): "
               f"{incremental['total']:.1f} s = {100 * incremental['total'] / cold['total']:.0f} % of the cold run "
               f"(Prefect start {incremental['prefect_start']:.1f} s; " + ", ".join(
                   f"{stage} {incremental['stages'].get(stage, 0.0):.1f} s" for stage in STAGES) + "; derive = "
@@ -135,6 +157,13 @@ def table(participants: int, cold: dict, baseline: dict, incremental: dict, empt
               f"{empty['prefect_start']:.1f} s",
               f"- cold run: Prefect start {cold['prefect_start']:.1f} s; process peak RSS "
               f"{cold['process_peak_rss_mb']:.0f} MB; baseline peak RSS {baseline['process_peak_rss_mb']:.0f} MB"]
+    if agreed is not None:
+        scope = "the newest two files of each source" if agreed["sample"] else "every file"
+        verdict = ("agree" if not agreed["disagreements"] else
+                   f"DISAGREE on {len(agreed['disagreements'])} files: {', '.join(agreed['disagreements'][:5])}")
+        lines.append(f"- validation engines (bench/engines_agree.py, {scope}): SQL and GX {verdict}; "
+                     f"{agreed['files']} files, {agreed['rows']:,} rows, {agreed['expectation_results']:,} expectation "
+                     f"results compared (SQL {agreed['sql_seconds']:.1f} s, GX pandas {agreed['gx_seconds']:.1f} s)")
     return "\n".join(lines)
 
 
@@ -149,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", "-n", type=int, default=int(os.environ.get("N", 2000)))
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("out"))
+    parser.add_argument("--no-agreement", action="store_true", help="skip the validation engines' agreement check")
     parser.add_argument("--measure-night", help=argparse.SUPPRESS)
     parser.add_argument("--measure-baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -173,10 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     incremental = _child("night", str(run_dir / "cold"))
     print("empty night ...", file=sys.stderr)
     empty = _child("night", str(run_dir / "cold"))
-    report = table(args.participants, cold, baseline, incremental, empty, lab_rows)
+    agreed = None
+    if not args.no_agreement:
+        print("validation engines agreement ...", file=sys.stderr)
+        agreed = agreement(args.out / f"exports-{args.participants}-{args.seed}", run_dir, args.participants)
+    report = table(args.participants, cold, baseline, incremental, empty, lab_rows, agreed)
     (args.out / f"results-{args.participants}.md").write_text(report + "\n")
     print(report)
-    return 0
+    return 1 if agreed and agreed["disagreements"] else 0
 
 
 if __name__ == "__main__":

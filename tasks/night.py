@@ -60,7 +60,7 @@ def resolve_core(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 
 @task(name="data-issues", cache_policy=NONE)
 def track_data_issues(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
-    with timing.stage("core"):
+    with timing.stage("issues"):
         data_issues.update(con, run_id, run_time)
     counts = con.execute("SELECT status, count(*) FROM ops.data_issues GROUP BY ALL ORDER BY 1").fetchall()
     get_run_logger().info("data issues: %s", ", ".join(f"{n} {status.lower()}" for status, n in counts) or "none")
@@ -96,7 +96,7 @@ def record_clinical_events(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
 def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
     """The run's summary, file table and Data Docs link, under stable keys: the UI shows them night by night.
     Rendered from the published warehouse, like everything a monitor reads."""
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+    with timing.stage("report"), duckdb.connect(str(paths.warehouse), read_only=True) as con:
         create_markdown_artifact(key="car22-run-summary", markdown=artifacts.markdown_summary(
             con, run_id, (paths.reports / trial_report.REPORT_NAME).resolve().as_uri()),
                                  description=f"car22 run {run_id}")
@@ -111,7 +111,8 @@ def publish_artifacts(paths: Paths, run_id: int, data_docs_index: Path) -> None:
 @task(name="trial-report", cache_policy=NONE)
 def write_report(paths: Paths, data_changed: bool) -> Path:
     """The monitors' page, from the published warehouse, with a link artifact under a stable key."""
-    page = trial_report.write_report(paths.warehouse, paths.reports, data_changed=data_changed)
+    with timing.stage("report"):
+        page = trial_report.write_report(paths.warehouse, paths.reports, data_changed=data_changed)
     create_link_artifact(key="car22-trial-report", link=page.resolve().as_uri(),
                          link_text="Trial summary: status, swimmer plot, RFS, expansion, toxicity, data quality")
     return page
