@@ -170,3 +170,32 @@ def test_grading_starts_on_the_infusion_day():
                              "AND scale = 'ASTCT'").fetchall())
     assert tally == {"Cytokine release syndrome": 3, "ICANS": 2}
     assert con.execute("SELECT count(*) FROM core.crs_assessments WHERE study_day < 0").fetchall() == [(3,)]
+
+
+def test_a_blank_flag_is_not_given_and_hides_no_other():
+    """A blank vasopressin, tocilizumab, steroids, unable-to-assess or motor-weakness cell is not given, and the
+    TRUE cells of the same column still count (DuckDB hands a column with a NULL over as nullable booleans)."""
+    con = duckdb.connect()
+    run_sql_file(con, "ops/schema.sql")
+    run_sql_file(con, "core/schema.sql")
+    con.execute("""INSERT INTO core.participants (participant_id, infused, infusion_date) VALUES
+                   ('CD22-001', TRUE, '2026-03-01'), ('CD22-002', TRUE, '2026-03-01')""")
+    con.execute("""INSERT INTO core.crs_assessments (participant_id, study_day, tmax_c, hypotension, vasopressin, oxygen,
+                   tocilizumab, steroids) VALUES
+                   ('CD22-001', 1, 38.5, 0, NULL, 0, NULL, NULL), ('CD22-002', 1, 38.5, 0, TRUE, 0, TRUE, NULL),
+                   ('CD22-002', 2, 37.0, 0, TRUE, 0, FALSE, NULL)""")
+    con.execute("""INSERT INTO core.icans_assessments (participant_id, study_day, tool, score, unable_to_assess,
+                   consciousness, seizure, motor_weakness, cerebral_edema) VALUES
+                   ('CD22-001', 1, 'ICE', 10, NULL, 0, 0, NULL, 0), ('CD22-002', 1, 'ICE', NULL, TRUE, 3, 0, FALSE, 0),
+                   ('CD22-002', 2, 'ICE', 10, FALSE, 0, 0, TRUE, 0)""")
+    protocol = load_protocol()
+    crs.build(con, protocol)
+    icans.build(con, protocol)
+    # vasopressin alone is one vasopressor (3); on day 2 the fever is masked by day 1's tocilizumab
+    assert con.sql("SELECT participant_id, study_day, hypo_lvl, grade, fever_masked FROM mart.crs_daily "
+                   "ORDER BY 1, 2").fetchall() == [("CD22-001", 1, 0, 1, False), ("CD22-002", 1, 3, 3, False),
+                                                   ("CD22-002", 2, 3, 3, True)]
+    assert con.sql("SELECT participant_id, tocilizumab, steroids FROM mart.crs_summary ORDER BY 1").fetchall() == [
+        ("CD22-001", False, False), ("CD22-002", True, False)]
+    assert con.sql("SELECT participant_id, study_day, score_grade, grade FROM mart.icans_daily "
+                   "ORDER BY 1, 2").fetchall() == [("CD22-001", 1, 0, 0), ("CD22-002", 1, 4, 4), ("CD22-002", 2, 0, 4)]
