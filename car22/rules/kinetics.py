@@ -256,7 +256,8 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
     run_sql_file(con, "mart/car_levels.sql")
     infused = con.sql("SELECT participant_id FROM core.participants WHERE infused ORDER BY 1").df().participant_id
     # only blood forms the profile: a marrow sample, even on the same day, is never averaged in (derivations §3)
-    levels = con.sql("SELECT * FROM mart.car_levels WHERE study_day IS NOT NULL AND specimen = 'PB'").df()
+    levels = con.sql("SELECT participant_id, assay, target, unit, study_day, value FROM mart.car_levels "
+                     "WHERE study_day IS NOT NULL AND specimen = 'PB'").df()
     levels = levels[levels.participant_id.isin(infused)]
     keys = ["participant_id", "assay", "target", "unit"]
     groups = levels.groupby(keys, sort=True)
