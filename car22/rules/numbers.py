@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SIGNIFICANT_DIGITS = 12
@@ -21,3 +22,9 @@ def number(x: Any) -> float | None:
 def signif(x: float) -> float:
     """x rounded to 12 significant digits."""
     return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def signif_array(x: np.ndarray) -> np.ndarray:
+    """signif of each element (NaN stays NaN): the same text rounding, so an array compares as its values do
+    one by one."""
+    return np.char.mod(f"%.{SIGNIFICANT_DIGITS}g", x).astype(float)

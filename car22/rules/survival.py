@@ -33,24 +33,63 @@ class Outcome:
 
 def rfs_outcome(infusion: date, events: list[tuple[date, str]], assessments: list[date],
                 subsequent_therapy: list[tuple[date, str]], *, censor_at_subsequent_therapy: bool) -> Outcome:
-    """One participant's RFS end point.
+    """One participant's RFS end point, computed by rfs_outcomes, the cohort's code, on a cohort of one.
 
-    events: (date, type) candidates after infusion; assessments: disease assessment dates on or after day 0;
-    subsequent_therapy: (date, 'HSCT' | 'SUBSEQUENT_THERAPY'). An event on the day therapy starts counts
-    (relapse is why therapy starts); an event after it does not, in the primary analysis.
+    events: (date, type) candidates; assessments: disease assessment dates; subsequent_therapy:
+    (date, 'HSCT' | 'SUBSEQUENT_THERAPY').
     """
-    therapy = min(subsequent_therapy) if censor_at_subsequent_therapy and subsequent_therapy else None
-    eligible = [(d, kind) for d, kind in events if d >= infusion and (therapy is None or d <= therapy[0])]
-    if eligible:
-        first = min(d for d, _ in eligible)
-        kind = min((k for d, k in eligible if d == first), key=EVENT_PRECEDENCE.index)
-        return Outcome(first, True, kind, None)
-    last = max((d for d in assessments if d >= infusion), default=None)
-    if therapy is not None and (last is None or therapy[0] < last):
-        return Outcome(therapy[0], False, None, therapy[1])
-    if last is None:
-        return Outcome(infusion, False, None, "NO_ASSESSMENT_AFTER_INFUSION")
-    return Outcome(last, False, None, "LAST_DISEASE_ASSESSMENT")
+    def frame(rows: list, columns: list[str]) -> pd.DataFrame:
+        table = pd.DataFrame(rows, columns=columns)
+        return table.assign(participant_id="one", **{columns[0]: pd.to_datetime(table[columns[0]])})
+
+    row = rfs_outcomes(frame([(infusion,)], ["infusion_date"]), frame(events, ["event_date", "event_type"]),
+                       frame([(d,) for d in assessments], ["assess_date"]),
+                       frame(subsequent_therapy, ["therapy_date", "reason"]),
+                       censor_at_subsequent_therapy=censor_at_subsequent_therapy).iloc[0]
+    return Outcome(row.end_date.date(), bool(row.event), row.event_type, row.censor_reason)
+
+
+def rfs_outcomes(people: pd.DataFrame, events: pd.DataFrame, assessments: pd.DataFrame, therapies: pd.DataFrame,
+                 *, censor_at_subsequent_therapy: bool) -> pd.DataFrame:
+    """Every participant's RFS end point at once: people's rows with end_date, event, event_type, censor_reason.
+
+    people: participant_id, infusion_date; events: participant_id, event_date, event_type (candidates: only those
+    on or after the infusion count); assessments: participant_id, assess_date (those on or after the infusion
+    count); therapies: participant_id, therapy_date, reason ('HSCT' | 'SUBSEQUENT_THERAPY', the first therapy
+    censors, HSCT named on a tie). An event on the day therapy starts counts (relapse is why therapy starts); an
+    event after it does not, in the primary analysis.
+    """
+    frame = people[["participant_id", "infusion_date"]]
+    if censor_at_subsequent_therapy:
+        first = therapies.sort_values(["therapy_date", "reason"], kind="stable").drop_duplicates("participant_id")
+        frame = frame.merge(first[["participant_id", "therapy_date", "reason"]], on="participant_id", how="left")
+    else:
+        frame = frame.assign(therapy_date=pd.NaT, reason=None)
+    candidates = events.merge(frame, on="participant_id")
+    # a missing therapy date compares False: nothing censors the event
+    candidates = candidates[(candidates.event_date >= candidates.infusion_date)
+                            & ~(candidates.event_date > candidates.therapy_date)]
+    precedence = candidates.event_type.map({kind: rank for rank, kind in enumerate(EVENT_PRECEDENCE)})
+    first_event = (candidates.assign(precedence=precedence)
+                   .sort_values(["participant_id", "event_date", "precedence"], kind="stable")
+                   .drop_duplicates("participant_id")[["participant_id", "event_date", "event_type"]])
+    assessed = assessments.merge(frame[["participant_id", "infusion_date"]], on="participant_id")
+    last = (assessed[assessed.assess_date >= assessed.infusion_date].groupby("participant_id")["assess_date"].max()
+            .rename("last_assessment").reset_index())
+    frame = frame.merge(first_event, on="participant_id", how="left").merge(last, on="participant_id", how="left")
+    has_event = frame.event_date.notna().to_numpy()
+    unassessed = frame.last_assessment.isna().to_numpy()
+    by_therapy = (frame.therapy_date.notna() & (unassessed | (frame.therapy_date < frame.last_assessment))).to_numpy()
+    cases = [has_event, by_therapy, unassessed]
+    return pd.DataFrame({
+        "participant_id": frame.participant_id,
+        "start_date": frame.infusion_date,
+        "end_date": np.select(cases, [frame.event_date, frame.therapy_date, frame.infusion_date],
+                              frame.last_assessment),
+        "event": has_event,
+        "event_type": np.where(has_event, frame.event_type.to_numpy(object), None),
+        "censor_reason": np.select(cases, [None, frame.reason, "NO_ASSESSMENT_AFTER_INFUSION"],
+                                   "LAST_DISEASE_ASSESSMENT")})
 
 
 def kaplan_meier(times: np.ndarray, events: np.ndarray, confidence: float = 0.95) -> pd.DataFrame:
@@ -105,41 +144,42 @@ def landmark(curve: pd.DataFrame, times: np.ndarray, events: np.ndarray, day: in
 def outcomes(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> pd.DataFrame:
     """mart.rfs rows: every infused participant, primary and sensitivity analyses."""
     settings = protocol["rfs"]
-    people = con.sql("SELECT participant_id, infusion_date, death_date, hsct_date, next_therapy_date "
-                     "FROM core.participants WHERE infused ORDER BY participant_id").df()
-    disease = con.execute("""
-        SELECT participant_id, assess_date, bm_blasts_pct >= ? AS morphologic,
-               coalesce(extramedullary, FALSE) OR cns_status = 'CNS3' AS extramedullary
-        FROM core.disease_assessments WHERE study_day >= 0""",
-                          [settings["morphologic_relapse_min_blasts_pct"]]).df()
-    marrow = con.sql("""
-        SELECT participant_id, collected_on, mrd_status FROM mart.mrd_assessments
+    people = con.sql("SELECT participant_id, infusion_date FROM core.participants WHERE infused "
+                     "ORDER BY participant_id").df()
+    # MRD relapse needs a marrow sample POSITIVE after day 0 (derivations §5)
+    events = con.execute("""
+        SELECT participant_id, assess_date AS event_date, 'MORPHOLOGIC' AS event_type
+        FROM core.disease_assessments WHERE study_day >= 0 AND bm_blasts_pct >= $blasts
+        UNION ALL
+        SELECT participant_id, assess_date, 'EXTRAMEDULLARY' FROM core.disease_assessments
+        WHERE study_day >= 0 AND (coalesce(extramedullary, FALSE) OR cns_status = 'CNS3')
+        UNION ALL
+        SELECT m.participant_id, m.collected_on, 'MRD' FROM mart.mrd_assessments m
+        JOIN core.participants p USING (participant_id)
+        WHERE m.specimen = 'BM' AND m.study_day >= 0 AND m.mrd_status = 'POSITIVE' AND m.collected_on > p.infusion_date
+        UNION ALL
+        SELECT participant_id, death_date, 'DEATH' FROM core.participants WHERE infused AND death_date IS NOT NULL""",
+                         {"blasts": settings["morphologic_relapse_min_blasts_pct"]}).df()
+    # disease assessments and evaluable marrow samples (a QC failure is no assessment)
+    assessments = con.sql("""
+        SELECT participant_id, assess_date FROM core.disease_assessments WHERE study_day >= 0
+        UNION ALL
+        SELECT participant_id, collected_on FROM mart.mrd_assessments
         WHERE specimen = 'BM' AND study_day >= 0 AND mrd_status <> 'NOT_EVALUABLE'""").df()
-    rows = []
-    disease_by = dict(tuple(disease.groupby("participant_id", sort=False)))
-    marrow_by = dict(tuple(marrow.groupby("participant_id", sort=False)))
-    for person in people.itertuples():
-        infusion = person.infusion_date.date()
-        own_disease = disease_by.get(person.participant_id, disease.iloc[0:0])
-        own_marrow = marrow_by.get(person.participant_id, marrow.iloc[0:0])
-        events = [(d.date(), "MORPHOLOGIC") for d in own_disease.assess_date[own_disease.morphologic == True]]  # noqa: E712
-        events += [(d.date(), "EXTRAMEDULLARY") for d in own_disease.assess_date[own_disease.extramedullary]]
-        events += [(d.date(), "MRD") for d, s in zip(own_marrow.collected_on, own_marrow.mrd_status)
-                   if s == "POSITIVE" and d.date() > infusion]
-        if pd.notna(person.death_date):
-            events.append((person.death_date.date(), "DEATH"))
-        assessments = [d.date() for d in own_disease.assess_date] + [d.date() for d in own_marrow.collected_on]
-        therapy = [(getattr(person, column).date(), reason) for column, reason in
-                   (("hsct_date", "HSCT"), ("next_therapy_date", "SUBSEQUENT_THERAPY"))
-                   if pd.notna(getattr(person, column))]
-        for analysis, censor in (("primary", settings["censor_at_subsequent_therapy"]), ("sensitivity", False)):
-            outcome = rfs_outcome(infusion, events, assessments, therapy, censor_at_subsequent_therapy=censor)
-            rows.append({"participant_id": person.participant_id, "analysis": analysis, "start_date": infusion,
-                         "end_date": outcome.end_date, "time_days": (outcome.end_date - infusion).days,
-                         "event": outcome.event, "event_type": outcome.event_type,
-                         "censor_reason": outcome.censor_reason})
-    return pd.DataFrame(rows, columns=["participant_id", "analysis", "start_date", "end_date", "time_days",
-                                       "event", "event_type", "censor_reason"])
+    therapies = con.sql("""
+        SELECT participant_id, hsct_date AS therapy_date, 'HSCT' AS reason FROM core.participants
+        WHERE infused AND hsct_date IS NOT NULL
+        UNION ALL
+        SELECT participant_id, next_therapy_date, 'SUBSEQUENT_THERAPY' FROM core.participants
+        WHERE infused AND next_therapy_date IS NOT NULL""").df()
+    rows = pd.concat([rfs_outcomes(people, events, assessments, therapies, censor_at_subsequent_therapy=censor)
+                      .assign(analysis=analysis)
+                      for analysis, censor in (("primary", settings["censor_at_subsequent_therapy"]),
+                                               ("sensitivity", False))], ignore_index=True)
+    rows = rows.sort_values(["participant_id", "analysis"], kind="stable")
+    rows["time_days"] = (rows.end_date - rows.start_date).dt.days
+    return rows[["participant_id", "analysis", "start_date", "end_date", "time_days", "event", "event_type",
+                 "censor_reason"]]
 
 
 RFS_COMMENTS = {

@@ -2,6 +2,7 @@
 import math
 
 import duckdb
+import numpy as np
 import pytest
 
 from car22.config import load_protocol
@@ -57,6 +58,18 @@ def test_lin_up_log_down_by_hand():
     assert m["auc_method"] == "lin-up/log-down"
 
 
+def test_same_day_samples_are_averaged_in_the_order_a_hand_sum_adds_them():
+    # (0.1 + 0.2) + 0.3 = 0.6000000000000001 (a compensated sum gives 0.6); / 3 = 0.20000000000000004
+    m = metrics([7, 7, 7], [0.1, 0.2, 0.3])
+    assert m["n_samples"] == 1 and m["cmax"] == (0.1 + 0.2 + 0.3) / 3 == 0.20000000000000004
+
+
+def test_running_sums_restart_at_each_profile_and_add_in_row_order():
+    values = np.array([0.1, 0.2, 0.3, 1.0, 0.1, 0.2])
+    starts = np.array([True, False, False, True, True, False])
+    assert kinetics.running_sums(values, starts).tolist() == [0.1, 0.1 + 0.2, 0.1 + 0.2 + 0.3, 1.0, 0.1, 0.1 + 0.2]
+
+
 def test_ties_at_cmax_take_the_first_day():
     assert metrics([7, 14, 21], [30, 30, 5])["tmax_day"] == 7
 
@@ -77,7 +90,7 @@ def test_persistence_window_edges(day, expected):
     (0.5, 60, "INDETERMINATE"), (2.0, 49.9, "INDETERMINATE"),
 ])
 def test_b_cell_states(pct, absolute, state):
-    assert kinetics.b_cell_states([pct], [absolute], max_pct=1.0, max_abs=50) == [state]
+    assert kinetics.b_cell_states([pct], [absolute], max_pct=1.0, max_abs=50).tolist() == [state]
 
 
 def test_loss_of_aplasia_needs_confirmation():
