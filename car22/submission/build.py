@@ -5,17 +5,24 @@ The metadata is the one description of every variable: the datasets, the Define-
 columns are all generated from it, so they cannot disagree. Record order is the Define-XML key order, then
 every other variable (a total order: the same warehouse gives the same rows in the same order), and
 --SEQ / ASEQ numbers the records of a USUBJID in that order (cdisc.md "Standards and files").
+
+The datasets are built one at a time, so only one dataset's records are in memory at once, and set-based:
+DuckDB hands the text columns over dictionary-coded (its ENUM types become pandas categoricals), so the ASCII
+conversion, the 200-byte limit and the lengths run once per distinct value, never once per record.
 """
 from __future__ import annotations
 
 import csv
+import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from functools import cache
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from car22.config import Protocol
 from car22.sql import SQL_DIR, set_protocol_variables
@@ -24,6 +31,10 @@ HERE = Path(__file__).resolve().parent
 MODELS = SQL_DIR / "submission"
 MAX_TEXT_BYTES = 200  # SAS transport v5 (cdisc.md "Transport constraints")
 ASCII = {"µ": "u", "μ": "u", "°": "deg", "×": "x", "≥": ">=", "≤": "<="}
+TEXT = ("text", "date", "datetime")  # ISO 8601 dates are text in SDTM
+# The DuckDB type a model gives each metadata type: the frames take the values as DuckDB hands them over.
+SQL_TYPES = {"text": {"VARCHAR"}, "date": {"VARCHAR"}, "datetime": {"VARCHAR"},
+             "integer": {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}, "float": {"DOUBLE"}, "sasdate": {"DATE"}}
 
 # SQL helpers every model may use: the conventions of cdisc.md in one place.
 MACROS = """
@@ -105,18 +116,35 @@ def codelists() -> tuple[dict[str, str], ...]:
 
 @dataclass(frozen=True)
 class Table:
-    """One built dataset: its metadata and its records (Python values: str, int, float, date, None)."""
+    """One built dataset: its metadata and its records as a frame, one column per variable in order. Text, date
+    and datetime variables are categoricals of ASCII str (NaN: null); integers and floats are nullable pandas
+    arrays (a float NaN stays apart from null, as DuckDB gave it); sasdates are datetime64 (NaT: null)."""
 
     dataset: Dataset
-    rows: list[tuple]
+    frame: pd.DataFrame
 
     @property
     def columns(self) -> list[str]:
         return [v.name for v in self.dataset.variables]
 
+    @property
+    def records(self) -> int:
+        return len(self.frame)
+
     def column(self, name: str) -> list:
-        index = self.columns.index(name)
-        return [row[index] for row in self.rows]
+        """A variable's values as Python objects: str, int, float, date or None."""
+        variable = next(v for v in self.dataset.variables if v.name == name)
+        return python_values(self.frame[name], variable)
+
+
+def python_values(column: pd.Series, variable: Variable) -> list:
+    """The values of a Table column as Python objects (str, int, float, date or None), whole-column."""
+    if variable.type in TEXT:
+        with_null = np.append(column.cat.categories.to_numpy(dtype=object), None)
+        return with_null[column.cat.codes.to_numpy()].tolist()
+    if variable.type == "sasdate":
+        return column.to_numpy(dtype="datetime64[D]").astype(object).tolist()
+    return column.array.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def prepare(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
@@ -129,19 +157,25 @@ def prepare(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                     [(c["codelist"], c["value"], c["decode"], c["source"] or None) for c in codelists()])
 
 
-def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> dict[str, Table]:
-    """Every dataset from the warehouse behind `con` (read-only is enough: only temp objects are created).
-    Each dataset is also left as a temp table (sdtm_dm, ..., adam_adsl, ...): the ADaM models read SDTM."""
+def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> Iterator[Table]:
+    """Every dataset from the warehouse behind `con`, one at a time in package order (read-only is enough: only
+    temp objects are created). Each dataset is a temp table (sdtm_dm, ..., adam_adsl, ...) as long as a later
+    model reads it (the ADaM models read SDTM), then dropped, so DuckDB holds no more than it needs."""
     prepare(con, protocol)
-    tables = {}
-    for dataset in datasets():
+    chosen = datasets()
+    models = {d.name: (MODELS / f"{d.sql}.sql").read_text(encoding="utf-8") for d in chosen}
+    kept: list[str] = []
+    for index, dataset in enumerate(chosen):
         temp = f"{dataset.folder}_{dataset.name.lower()}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {_select(con, dataset)}")
-        rows = con.sql(f"SELECT * FROM {temp} ORDER BY {_order(dataset)}").fetchall()
-        converters = [_converter(dataset, v) for v in dataset.variables]
-        tables[dataset.name] = Table(dataset, [tuple(convert(value) for convert, value in zip(converters, row))
-                                               for row in rows])
-    return tables
+        _create(con, dataset, models[dataset.name], temp)
+        kept.append(temp)
+        table = Table(dataset, _frame(con, dataset, temp))
+        _check_text_limit(table)
+        later = [models[d.name] for d in chosen[index + 1:]]
+        for done in [t for t in kept if not any(re.search(rf"\b{t}\b", model) for model in later)]:
+            con.execute(f"DROP TABLE {done}")
+            kept.remove(done)
+        yield table
 
 
 def _order(dataset: Dataset) -> str:
@@ -150,44 +184,97 @@ def _order(dataset: Dataset) -> str:
     return ", ".join(f'"{name}" NULLS FIRST' for name in dataset.keys + rest)
 
 
-def _select(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
-    """The model wrapped to the metadata's variables in order, sorted by the keys, --SEQ numbered."""
-    model = (MODELS / f"{dataset.sql}.sql").read_text(encoding="utf-8")
-    produced = [c[0] for c in con.sql(model).description]
-    expected = [v.name for v in dataset.variables if v.name != dataset.seq]
-    if produced != expected:
-        raise ValueError(f"warehouse/submission/{dataset.sql}.sql gives {produced}; "
-                         f"variables/{dataset.name}.csv lists {expected}")
-    order_sql = _order(dataset)
-    select = []
+def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: str) -> None:
+    """The model as temp table `temp`: the metadata's variables in order, in record order, --SEQ numbered.
+
+    The rows are sorted once, as the table is written: DuckDB keeps a table's insertion order (and its rowid
+    follows it), so --SEQ is numbered by rowid within USUBJID and every later read is in record order unsorted."""
+    relation = con.sql(model)
+    expected = [v for v in dataset.variables if v.name != dataset.seq]
+    if relation.columns != [v.name for v in expected]:
+        raise ValueError(f"warehouse/submission/{dataset.sql}.sql gives {relation.columns}; "
+                         f"variables/{dataset.name}.csv lists {[v.name for v in expected]}")
+    for variable, sql_type in zip(expected, relation.types):
+        if variable.type not in SQL_TYPES:
+            raise ValueError(f"{dataset.name}.{variable.name}: unknown type {variable.type!r}")
+        if str(sql_type) not in SQL_TYPES[variable.type]:
+            raise ValueError(f"warehouse/submission/{dataset.sql}.sql gives {variable.name} as {sql_type}; "
+                             f"variables/{dataset.name}.csv says {variable.type} "
+                             f"({' or '.join(sorted(SQL_TYPES[variable.type]))})")
+    select = ", ".join(f'CAST(NULL AS INTEGER) AS "{v.name}"' if v.name == dataset.seq else f'm."{v.name}"'
+                       for v in dataset.variables)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {select} FROM ({model}) m ORDER BY {_order(dataset)}")
+    if dataset.seq:
+        con.execute(f'UPDATE {temp} SET "{dataset.seq}" = s.n FROM (SELECT rowid AS r, CAST(row_number() OVER '
+                    f'(PARTITION BY "USUBJID" ORDER BY rowid) AS INTEGER) AS n FROM {temp}) s WHERE {temp}.rowid = s.r')
+
+
+def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str) -> pd.DataFrame:
+    """The records of temp table `temp` as a Table frame. Text comes dictionary-coded through one temporary
+    ENUM type per column; numbers and dates come as masked arrays, which keep null apart from a float NaN."""
+    texts = [v for v in dataset.variables if v.type in TEXT]
+    others = [v for v in dataset.variables if v.type not in TEXT]
+    enums = {v.name: f"{temp}_{v.name.lower()}" for v in texts}
+    try:
+        for name, enum in enums.items():
+            con.execute(f'CREATE OR REPLACE TEMP TYPE {enum} AS ENUM '
+                        f'(SELECT DISTINCT "{name}" FROM {temp} WHERE "{name}" IS NOT NULL)')
+        coded = con.sql("SELECT " + ", ".join(f'CAST("{name}" AS {enum}) AS "{name}"' for name, enum in enums.items())
+                        + f" FROM {temp}").df() if texts else None
+    finally:
+        for enum in enums.values():
+            con.execute(f"DROP TYPE IF EXISTS {enum}")
+    numbers = con.sql("SELECT " + ", ".join(f'"{v.name}"' for v in others)
+                      + f" FROM {temp}").fetchnumpy() if others else {}
+    columns = {}
     for variable in dataset.variables:
-        if variable.name == dataset.seq:
-            select.append(f'CAST(row_number() OVER (PARTITION BY "USUBJID" ORDER BY {order_sql}) AS INTEGER) '
-                          f'AS "{variable.name}"')
+        if variable.type in TEXT:
+            columns[variable.name] = _ascii_column(coded[variable.name].array)
         else:
-            select.append(f'm."{variable.name}"')
-    return f"SELECT {', '.join(select)} FROM ({model}) m ORDER BY {order_sql}"
+            columns[variable.name] = _typed_column(numbers[variable.name], variable)
+    return pd.DataFrame(columns)
 
 
-def _converter(dataset: Dataset, variable: Variable):
-    where = f"{dataset.name}.{variable.name}"
-    if variable.type in ("text", "date", "datetime"):
-        return lambda value: None if value is None else ascii_text(str(value), where)
+def _ascii_column(values: pd.Categorical) -> pd.Categorical:
+    """A text column in transport v5 ASCII: each distinct value converted once; values that become equal
+    (e.g. 'µmol/L' and 'umol/L') become one category."""
+    converted = [v if v.isascii() else ascii_text(v) for v in values.categories]
+    merged, categories = pd.factorize(np.array(converted, dtype=object))
+    with_null = np.append(merged, -1)  # code -1 (null) picks the last entry: stays -1
+    return pd.Categorical.from_codes(with_null[values.codes], pd.Index(categories, dtype="str"))
+
+
+def _typed_column(values: np.ndarray, variable: Variable) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A number or date column from DuckDB's (masked) array: nullable Int/Float, or datetime64 with NaT."""
+    data, null = np.ma.getdata(values), np.ma.getmaskarray(values)
     if variable.type == "integer":
-        return lambda value: None if value is None else int(value)
+        return pd.arrays.IntegerArray(data, null)
     if variable.type == "float":
-        return lambda value: None if value is None else float(value)
-    if variable.type == "sasdate":
-        return lambda value: value if value is None or type(value) is date else date.fromisoformat(str(value)[:10])
-    raise ValueError(f"{where}: unknown type {variable.type!r}")
+        return pd.arrays.FloatingArray(data, null)
+    days = data.astype("datetime64[D]")
+    days[null] = np.datetime64("NaT")
+    return days
 
 
-def ascii_text(value: str, where: str) -> str:
-    """Transport v5 text: ASCII (µ written u, accents dropped), at most 200 bytes (cdisc.md)."""
+def _check_text_limit(table: Table) -> None:
+    """Refuse a text value over 200 bytes (cdisc.md), naming the first one in record order."""
+    found = []
+    for position, variable in enumerate(table.dataset.variables):
+        if variable.type not in TEXT:
+            continue
+        column = table.frame[variable.name]
+        too_long = np.flatnonzero(column.cat.categories.str.len() > MAX_TEXT_BYTES)
+        if too_long.size:
+            record = np.flatnonzero(np.isin(column.cat.codes, too_long))[0]
+            found.append((record, position, variable.name, column.iloc[record]))
+    if found:
+        _, _, name, value = min(found)
+        raise ValueError(f"{table.dataset.name}.{name}: a value longer than {MAX_TEXT_BYTES} bytes cannot go into "
+                         f"SAS transport v5: {value[:40]}...")
+
+
+def ascii_text(value: str) -> str:
+    """Transport v5 text: ASCII (µ written u, accents dropped)."""
     for character, replacement in ASCII.items():
         value = value.replace(character, replacement)
-    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    if len(value) > MAX_TEXT_BYTES:
-        raise ValueError(f"{where}: a value longer than {MAX_TEXT_BYTES} bytes cannot go into SAS transport v5: "
-                         f"{value[:40]}...")
-    return value
+    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from car22.config import Protocol
-from car22.submission.build import Table, codelists
-from car22.submission.files import item_oid, text_length
+from car22.submission.build import Dataset, codelists
+from car22.submission.files import item_oid
 
 ODM = "http://www.cdisc.org/ns/odm/v1.3"
 DEF = "http://www.cdisc.org/ns/def/v2.1"
@@ -38,8 +38,10 @@ def _description(parent: ET.Element, text: str) -> None:
     translated.text = text
 
 
-def define_xml(tables: list[Table], standard: str, protocol: Protocol, created: str, version: str) -> bytes:
-    """The define.xml of the `standard` ("SDTM" or "ADaM") folder."""
+def define_xml(datasets: list[Dataset], lengths: dict[str, dict[str, int]], standard: str, protocol: Protocol,
+               created: str, version: str) -> bytes:
+    """The define.xml of the `standard` ("SDTM" or "ADaM") folder: its datasets and, by dataset and variable,
+    the length of every text variable (files.text_lengths)."""
     settings = protocol["cdisc"]
     studyid = settings["studyid"]
     tabulation = standard == "SDTM"
@@ -70,8 +72,7 @@ def define_xml(tables: list[Table], standard: str, protocol: Protocol, created: 
     used_codelists: list[str] = []
     methods: list[tuple[str, str, str]] = []
     item_defs = []
-    for table in tables:
-        dataset = table.dataset
+    for dataset in datasets:
         group = ET.SubElement(mdv, _o("ItemGroupDef"), {
             "OID": f"IG.{dataset.name}", "Name": dataset.name, "SASDatasetName": dataset.name,
             "Repeating": "No" if dataset.name in ("DM", "ADSL") else "Yes", "IsReferenceData": "No",
@@ -88,7 +89,7 @@ def define_xml(tables: list[Table], standard: str, protocol: Protocol, created: 
                 ref["MethodOID"] = f"MT.{dataset.name}.{variable.name}"
                 methods.append((ref["MethodOID"], f"{dataset.name}.{variable.name}", variable.source))
             ET.SubElement(group, _o("ItemRef"), ref)
-            item_defs.append((table, variable))
+            item_defs.append((dataset, variable))
             if variable.codelist and variable.codelist not in used_codelists:
                 used_codelists.append(variable.codelist)
         cls = ET.SubElement(group, _d("Class"), {"Name": dataset.cls})
@@ -98,11 +99,11 @@ def define_xml(tables: list[Table], standard: str, protocol: Protocol, created: 
                                                  f"{{{XLINK}}}href": f"{dataset.name.lower()}.xpt"})
         ET.SubElement(leaf, _d("title")).text = f"{dataset.name.lower()}.xpt"
 
-    for table, variable in item_defs:
-        attributes = {"OID": item_oid(table.dataset.name, variable.name), "Name": variable.name,
+    for dataset, variable in item_defs:
+        attributes = {"OID": item_oid(dataset.name, variable.name), "Name": variable.name,
                       "SASFieldName": variable.name, "DataType": DEFINE_TYPES[variable.type]}
         if variable.type in ("text", "date", "datetime"):
-            attributes["Length"] = str(text_length(table, variable))
+            attributes["Length"] = str(lengths[dataset.name][variable.name])
         elif variable.type in ("integer", "sasdate"):
             attributes["Length"] = "8"
         if variable.type == "sasdate":

@@ -4,27 +4,28 @@ variable metadata, like the Define-XML, so the three files describe the same col
 from __future__ import annotations
 
 import json
-import math
-from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 
-from car22.submission.build import Table, Variable
+from car22.submission.build import TEXT, Table, Variable
 
-SAS_EPOCH = date(1960, 1, 1)
+SAS_EPOCH = np.datetime64("1960-01-01", "D")
 DATASET_JSON_VERSION = "1.1.0"
-NUMERIC = {"integer", "float", "sasdate"}
+JSON_RECORDS_AT_ONCE = 50_000  # records encoded per json.dumps: never every record's Python objects at once
 # Dataset-JSON dataType by metadata type; ISO 8601 text dates are "date"/"datetime", a numeric SAS date is an
 # ISO date in the JSON with targetDataType "integer" (its SAS form), as Dataset-JSON 1.1 specifies.
 JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date", "datetime": "datetime",
               "sasdate": "date"}
 
 
-def text_length(table: Table, variable: Variable) -> int:
-    """The longest value in bytes (at least 1): the length the transport file and the Define-XML declare."""
-    return max([len(v) for v in table.column(variable.name) if v is not None] + [1])
+def text_lengths(table: Table) -> dict[str, int]:
+    """Each text variable's longest value in bytes (at least 1): the length the transport file, the Dataset-JSON
+    and the Define-XML declare. Every category of a Table column occurs in it, so the categories suffice."""
+    return {v.name: max([len(c) for c in table.frame[v.name].cat.categories] + [1])
+            for v in table.dataset.variables if v.type in TEXT}
 
 
 def item_oid(dataset: str, variable: str) -> str:
@@ -33,42 +34,54 @@ def item_oid(dataset: str, variable: str) -> str:
 
 def write_xpt(table: Table, path: Path) -> None:
     """SAS transport version 5: numbers as doubles (pyreadstat converts them to IBM), ADaM dates as SAS dates
-    with DATE9., text as ASCII with an empty string for a missing value (SAS has no null text)."""
+    with DATE9., text as ASCII with an empty string for a missing value (SAS has no null text).
+
+    pyreadstat checks every value of an object column for its type and every value of a column with missing
+    values with pd.isna, one Python call each; so text goes as categoricals of str with '' for null, numbers as
+    float64 (NaN for missing), and only the number columns that have a missing value pay the pd.isna."""
     dataset = table.dataset
     columns = {}
     for variable in dataset.variables:
-        values = table.column(variable.name)
-        if variable.type == "sasdate":
-            columns[variable.name] = [math.nan if v is None else float((v - SAS_EPOCH).days) for v in values]
-        elif variable.type in NUMERIC:
-            columns[variable.name] = [math.nan if v is None else float(v) for v in values]
+        column = table.frame[variable.name]
+        if variable.type in TEXT:
+            columns[variable.name] = _empty_for_null(column.array)
+        elif variable.type == "sasdate":
+            days = column.to_numpy(dtype="datetime64[D]")
+            columns[variable.name] = np.where(np.isnat(days), np.nan, (days - SAS_EPOCH).astype("float64"))
         else:
-            columns[variable.name] = pd.Series(["" if v is None else v for v in values], dtype=object)
-    frame = pd.DataFrame(columns, columns=table.columns)
-    for variable in dataset.variables:
-        if variable.type in NUMERIC:
-            frame[variable.name] = frame[variable.name].astype("float64")
+            columns[variable.name] = column.to_numpy(dtype="float64", na_value=np.nan)
     formats = {v.name: "DATE9." for v in dataset.variables if v.type == "sasdate"}
-    pyreadstat.write_xport(frame, str(path), file_label=dataset.label, table_name=dataset.name,
+    pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_label=dataset.label, table_name=dataset.name,
                            column_labels=[v.label for v in dataset.variables], file_format_version=5,
                            variable_format=formats or None)
 
 
-def dataset_json(table: Table, *, created: str, study_oid: str, last_modified: str | None, version: str) -> dict:
-    """The Dataset-JSON v1.1 document of one dataset (validated in the tests against the CDISC schema)."""
+def _empty_for_null(values: pd.Categorical) -> pd.Categorical:
+    if "" not in values.categories:
+        values = values.add_categories([""])
+    return values.fillna("")
+
+
+def write_json(table: Table, path: Path, *, created: str, study_oid: str, last_modified: str | None,
+               version: str) -> None:
+    """The Dataset-JSON v1.1 file of one dataset (validated in the tests against the CDISC schema).
+
+    The text is exactly json.dumps of the whole document, written piece by piece: the document up to its rows,
+    then the rows JSON_RECORDS_AT_ONCE records at a time, then what follows them."""
     dataset = table.dataset
+    lengths = text_lengths(table)
     columns = []
     for variable in dataset.variables:
         column = {"itemOID": item_oid(dataset.name, variable.name), "name": variable.name,
                   "label": variable.label, "dataType": JSON_TYPES[variable.type]}
         if variable.type == "sasdate":
             column.update(targetDataType="integer", displayFormat="DATE9.")
-        if variable.type in ("text", "date", "datetime"):
-            column["length"] = text_length(table, variable)
+        if variable.type in TEXT:
+            column["length"] = lengths[variable.name]
         if variable.key:
             column["keySequence"] = variable.key
         columns.append(column)
-    document = {
+    before_rows = {
         "datasetJSONCreationDateTime": created,
         "datasetJSONVersion": DATASET_JSON_VERSION,
         "fileOID": f"{study_oid}.{dataset.folder.upper()}.{dataset.name}",
@@ -78,16 +91,60 @@ def dataset_json(table: Table, *, created: str, study_oid: str, last_modified: s
         "metaDataVersionOID": f"MDV.{dataset.folder.upper()}",
         "metaDataRef": "define.xml",
         "itemGroupOID": f"IG.{dataset.name}",
-        "records": len(table.rows),
+        "records": table.records,
         "name": dataset.name,
         "label": dataset.label,
         "columns": columns,
-        "rows": [[v.isoformat() if isinstance(v, date) else v for v in row] for row in table.rows],
     }
-    if last_modified:
-        document["dbLastModifiedDateTime"] = last_modified
-    return document
+    with open(path, "w", encoding="ascii") as out:
+        out.write(_json(before_rows)[:-1] + ',"rows":[')
+        for start in range(0, table.records, JSON_RECORDS_AT_ONCE):
+            out.write(("," if start else "") + _json_rows(table, start, start + JSON_RECORDS_AT_ONCE))
+        out.write("]")
+        if last_modified:
+            out.write("," + _json({"dbLastModifiedDateTime": last_modified})[1:-1])
+        out.write("}")
 
 
-def write_json(document: dict, path: Path) -> None:
-    path.write_text(json.dumps(document, ensure_ascii=True, separators=(",", ":")), encoding="ascii")
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+def _json_rows(table: Table, start: int, stop: int) -> str:
+    """Records start..stop as Dataset-JSON rows, the text json.dumps gives a list of them without its brackets:
+    every distinct value of a column encoded once, the rows' cells joined in one go."""
+    records = table.frame.iloc[start:stop]
+    cells = np.empty((len(records), len(table.columns)), dtype=object)
+    for position, variable in enumerate(table.dataset.variables):
+        cells[:, position] = _json_cells(records[variable.name], variable)
+    cells[:, 0] = "[" + cells[:, 0]
+    cells[:, -1] = cells[:, -1] + "]"
+    return ",".join(cells.ravel().tolist())
+
+
+def _json_cells(column: pd.Series, variable: Variable) -> np.ndarray:
+    """The JSON text of each value of a column, as json.dumps writes it, each distinct value encoded once. A value
+    is told by a key: its category code, its integer, its day, or a float's bits (so -0.0 and NaN stay apart)."""
+    if variable.type in TEXT:
+        keys = column.cat.codes.to_numpy()
+        null = keys < 0
+    elif variable.type == "sasdate":
+        keys = column.to_numpy(dtype="datetime64[D]").view("int64")
+        null = keys == np.datetime64("NaT").view("int64")
+    elif variable.type == "float":
+        keys = column.array.to_numpy(dtype="float64", na_value=0.0).view("int64")
+        null = column.array.isna()
+    else:
+        keys = column.array.to_numpy(dtype="int64", na_value=0)
+        null = column.array.isna()
+    codes = np.full(len(keys), -1)
+    codes[~null], unique = pd.factorize(keys[~null])
+    if variable.type in TEXT:
+        values = column.cat.categories.to_numpy(dtype=object).take(unique)
+    elif variable.type == "sasdate":
+        values = np.datetime_as_string(unique.view("datetime64[D]")).astype(object)
+    elif variable.type == "float":
+        values = unique.view("float64")
+    else:
+        values = unique
+    return np.array([_json(value) for value in values.tolist()] + ["null"], dtype=object)[codes]

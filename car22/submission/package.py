@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 
 from car22.config import Protocol, load_protocol
-from car22.submission.build import build
+from car22.submission.build import build, datasets
 from car22.submission.define import define_xml
-from car22.submission.files import dataset_json, write_json, write_xpt
+from car22.submission.files import text_lengths, write_json, write_xpt
 from car22.submission.manifest import MANIFEST
 
 
@@ -52,39 +52,42 @@ def _last_modified(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int | No
 
 def write_package(warehouse: Path, out: Path, protocol: Protocol | None = None,
                   now: datetime | None = None) -> Written:
-    """Write the package of the warehouse file `warehouse` (opened read-only) to the folder `out`."""
+    """Write the package of the warehouse file `warehouse` (opened read-only) to the folder `out`: each dataset
+    is built, written and let go before the next, and the define.xml files need only the text lengths."""
     protocol = protocol or load_protocol()
     created = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
     version = _version()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = build(con, protocol)
-        last_modified, run_id = _last_modified(con)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        for standard in ("SDTM", "ADaM"):
-            folder = staging / standard.lower()
-            folder.mkdir(parents=True)
-            chosen = [t for t in tables.values() if t.dataset.standard == standard]
-            for table in chosen:
-                stem = folder / table.dataset.name.lower()
-                write_xpt(table, stem.with_suffix(".xpt"))
-                write_json(dataset_json(table, created=created, study_oid=f"STUDY.{protocol['cdisc']['studyid']}",
-                                        last_modified=last_modified, version=version), stem.with_suffix(".json"))
-            (folder / "define.xml").write_bytes(define_xml(chosen, standard, protocol, created, version))
-        records = {name: len(table.rows) for name, table in tables.items()}
-        manifest = {"written_at": created, "warehouse_run_id": run_id, "warehouse_last_modified": last_modified,
-                    "studyid": protocol["cdisc"]["studyid"], "ct_version": protocol["cdisc"]["ct_version"],
-                    "datasets": [{"name": t.dataset.name, "standard": t.dataset.standard,
-                                  "path": f"{t.dataset.folder}/{t.dataset.name.lower()}.xpt",
-                                  "records": len(t.rows)} for t in tables.values()]}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _swap(staging, out)
-    except BaseException:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        last_modified, run_id = _last_modified(con)
+        out.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        try:
+            records, lengths = {}, {}
+            for table in build(con, protocol):
+                dataset = table.dataset
+                stem = staging / dataset.folder / dataset.name.lower()
+                stem.parent.mkdir(parents=True, exist_ok=True)
+                write_xpt(table, stem.with_suffix(".xpt"))
+                write_json(table, stem.with_suffix(".json"), created=created,
+                           study_oid=f"STUDY.{protocol['cdisc']['studyid']}", last_modified=last_modified,
+                           version=version)
+                records[dataset.name], lengths[dataset.name] = table.records, text_lengths(table)
+            for standard in ("SDTM", "ADaM"):
+                chosen = [d for d in datasets() if d.standard == standard]
+                (staging / standard.lower() / "define.xml").write_bytes(
+                    define_xml(chosen, lengths, standard, protocol, created, version))
+            manifest = {"written_at": created, "warehouse_run_id": run_id, "warehouse_last_modified": last_modified,
+                        "studyid": protocol["cdisc"]["studyid"], "ct_version": protocol["cdisc"]["ct_version"],
+                        "datasets": [{"name": d.name, "standard": d.standard,
+                                      "path": f"{d.folder}/{d.name.lower()}.xpt",
+                                      "records": records[d.name]} for d in datasets()]}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            _swap(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return Written(out, created, records)
 
 

@@ -34,7 +34,12 @@ def schema() -> dict:
 def built(warehouse: Path) -> dict[str, Table]:
     """The datasets as built straight from the warehouse: what every file must hold."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return build(con, load_protocol())
+        return {table.dataset.name: table for table in build(con, load_protocol())}
+
+
+def rows(table: Table) -> list[tuple]:
+    """The records of a built dataset as tuples of Python values, in the metadata's variable order."""
+    return list(zip(*(table.column(name) for name in table.columns)))
 
 
 def xpt_path(folder: Path, table: Table) -> Path:
@@ -55,7 +60,7 @@ def check_readers(folder: Path, table: Table) -> None:
     assert list(frame.columns) == list(other.columns) == table.columns
     assert meta.table_name == table.dataset.name
     assert meta.column_labels == [v.label for v in table.dataset.variables]
-    assert len(frame) == len(other) == len(table.rows)
+    assert len(frame) == len(other) == table.records
     for variable in table.dataset.variables:
         expected = table.column(variable.name)
         first, second = frame[variable.name].tolist(), other[variable.name].tolist()
@@ -78,8 +83,8 @@ def check_json(folder: Path, table: Table) -> None:
     document = json.loads(path.read_text(encoding="ascii"))
     jsonschema.validate(document, schema())
     assert [c["name"] for c in document["columns"]] == table.columns
-    assert document["records"] == len(document["rows"]) == len(table.rows)
-    assert document["rows"] == [[v.isoformat() if isinstance(v, date) else v for v in row] for row in table.rows]
+    assert document["records"] == len(document["rows"]) == table.records
+    assert document["rows"] == [[v.isoformat() if isinstance(v, date) else v for v in row] for row in rows(table)]
 
 
 def check_define(folder: Path, tables: dict[str, Table]) -> None:
@@ -143,7 +148,7 @@ def check_rules(tables: dict[str, Table]) -> None:
             for subject in set(table.column("USUBJID")):
                 assert [s for u, s in pairs if u == subject] == list(range(1, 1 + sum(u == subject for u, _ in pairs)))
         keys = [[(v is not None, v) for v in (row[table.columns.index(k)] for k in dataset.keys)]
-                for row in table.rows]
+                for row in rows(table)]
         assert keys == sorted(keys), f"{name} is not sorted by its keys {dataset.keys}"
 
 
@@ -158,7 +163,7 @@ def check_package(folder: Path, warehouse: Path) -> dict[str, Table]:
     """Every check of cdisc.md on the package in `folder` written from `warehouse`; the built datasets."""
     tables = built(warehouse)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert {d["name"]: d["records"] for d in manifest["datasets"]} == {n: len(t.rows) for n, t in tables.items()}
+    assert {d["name"]: d["records"] for d in manifest["datasets"]} == {n: t.records for n, t in tables.items()}
     for table in tables.values():
         check_readers(folder, table)
         check_json(folder, table)

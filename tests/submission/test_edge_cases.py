@@ -7,7 +7,7 @@ from datetime import date
 
 import duckdb
 import pytest
-from submission.conformance import check_package
+from submission.conformance import check_package, rows
 
 from car22.sql import SQL_DIR
 from car22.submission.package import write_package
@@ -123,8 +123,8 @@ def package(tmp_path_factory):
 
 def records(tables, name: str, **where) -> list[dict]:
     table = tables[name]
-    rows = [dict(zip(table.columns, row)) for row in table.rows]
-    return [r for r in rows if all(r[k] == v for k, v in where.items())]
+    found = [dict(zip(table.columns, row)) for row in rows(table)]
+    return [r for r in found if all(r[k] == v for k, v in where.items())]
 
 
 def one(tables, name: str, **where) -> dict:

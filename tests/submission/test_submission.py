@@ -62,7 +62,7 @@ def test_the_night_writes_every_dataset_and_the_report_says_when(demo):
 ])
 def test_every_record_of_the_warehouse_is_there(demo, dataset, sql):
     paths, _, tables = demo
-    assert len(tables[dataset].rows) == query(paths, sql)[0][0]
+    assert tables[dataset].records == query(paths, sql)[0][0]
 
 
 def test_numbers_are_the_warehouses(demo):
