@@ -1,4 +1,5 @@
 """The reader: every quirk of exports.md has a handmade file here that fails without its handling."""
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -260,3 +261,50 @@ def test_the_source_a_file_name_points_to(name, source):
 
     found = source_of_name(name)
     assert (found.name if found else None) == source
+
+
+# Files DuckDB reads differently from Python's csv, or not at all: each is read as Python's csv reads it
+# (car22.intake.reading._read_by_duckdb gives way, or agrees).
+AWKWARD = {
+    "crlf, blank lines, trailer": f"\r\n{LAB_HEADER}\r\n\r\n{LAB_ROW}\r\n\r\n*** END OF REPORT ***\r\n",
+    "too many fields, trailing comma": f"{LAB_HEADER}\n{LAB_ROW},\n{LAB_ROW},x,y\n",
+    "too few fields after blank lines": f"{LAB_HEADER}\n\n\nCD22-001,A2\n{LAB_ROW}",
+    "quoted comma and quote": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "Neutro, ""phils""" + chr(34))}\n',
+    "quoted newline": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "Neutro" + chr(10) + "phils" + chr(34))}\n',
+    "space before a quote": f'{LAB_HEADER}\n{LAB_ROW.replace(",Neutrophils,", ", " + chr(34) + "N,x" + chr(34) + ",")}\n',
+    "quote left open on the last line": f'{LAB_HEADER}\n{LAB_ROW}\n{LAB_ROW},"\n',
+    "quote left open before the end": f'{LAB_HEADER}\n{LAB_ROW}\n"{LAB_ROW}\n{LAB_ROW}\n',
+    "text after a closing quote": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "N" + chr(34) + "x")}\n',
+    "lone carriage return": f"{LAB_HEADER}\n{LAB_ROW}\r{LAB_ROW}\n",
+    "mixed line ends": f"{LAB_HEADER}\r\n{LAB_ROW}\n{LAB_ROW}\r\n",
+    "quoted trailer": f'{LAB_HEADER}\n{LAB_ROW}\n"*** END OF REPORT ***"',
+}
+
+
+@pytest.mark.parametrize("text", AWKWARD.values(), ids=AWKWARD.keys())
+def test_duckdb_reads_a_file_as_pythons_csv_does_or_leaves_it_to_it(text):
+    from car22.intake.reading import _read_by_duckdb, _read_by_python
+
+    data = text.encode()
+    try:
+        expected = _read_by_python(text)
+    except Unreadable as refused:
+        assert _read_by_duckdb(data, text) is None
+        with pytest.raises(Unreadable, match=re.escape(str(refused))):
+            read_export(data)
+        return
+    read = _read_by_duckdb(data, text)
+    if read is not None:
+        assert (read.header, read.numbers, read.malformed, read.records) == (
+            expected.header, expected.numbers, expected.malformed, expected.records)
+        pd.testing.assert_frame_equal(read.cells, expected.cells)
+
+
+def test_a_malformed_row_is_found_in_duckdbs_reject_table_with_its_line():
+    from car22.intake.reading import _read_by_duckdb
+
+    text = f"{LAB_HEADER}\r\n\r\n{LAB_ROW}\r\n{LAB_ROW},extra\r\n\r\nCD22-001,A2\r\n*** END OF REPORT ***\r\n"
+    read = _read_by_duckdb(text.encode(), text)
+    assert read is not None and read.numbers == [3, 4, 6]
+    assert read.malformed == {4: "row has 14 fields, the header has 13", 6: "row has 2 fields, the header has 13"}
+    assert read.records[4][-1] == "extra" and read.records[6] == ["CD22-001", "A2"]
