@@ -308,3 +308,39 @@ def test_a_malformed_row_is_found_in_duckdbs_reject_table_with_its_line():
     assert read is not None and read.numbers == [3, 4, 6]
     assert read.malformed == {4: "row has 14 fields, the header has 13", 6: "row has 2 fields, the header has 13"}
     assert read.records[4][-1] == "extra" and read.records[6] == ["CD22-001", "A2"]
+
+
+# Texts where SQL and Python could part: padding, signs, exponents, overflow, calendar edges, year 0000.
+TRICKY = {
+    "int": ["7", " +7\t", "-0", "007", "2147483647", "2147483648", "-2147483648", "9" * 400, "1.0", "", "x"],
+    "count": ["4.43E+05", "1e3", " 12 ", ".5", "5.", "+3", "1e400", "123456789012345", "1.5", "-1", "inf"],
+    "float": ["1.5", "-2.25", ".5", "5.", "1e-320", "1e400", "-1e400", "1_0", "nan", "1,5", "\x1c3\x0b", "12"],
+    "bool": ["0", "1", " 1 ", "2", "01", "true", ""],
+    "date": ["2026-01-01", "2024-02-29", "2026-02-29", "0000-01-01", "9999-12-31", "2026-1-1", " 2026-01-01\n"],
+    "date_fcs": ["07-APR-2026", "07-apr-2026", "31-FEB-2026", "07-XYZ-2026", "07-APR-0000", "7-APR-2026"],
+    "date_us": ["04/13/2026", "13/04/2026", "02/29/2024", "01/01/0000", "1/1/2026"],
+    "datetime": ["2026-03-01 08:00", "2026-03-01 24:00", "2026-03-01T08:00", "0000-01-01 00:00", "2026-3-1 8:00"],
+}
+
+
+@pytest.mark.parametrize("kind", TRICKY)
+def test_the_sql_typing_of_a_column_is_the_reference_typing(kind):
+    from car22.intake.sources import Field, _type_by_sql, type_column
+
+    field = Field("x", "X", kind)
+    for values in (TRICKY[kind], TRICKY[kind][:1] + [None], ["zz", None]):
+        text = pd.Series(values, dtype="string", index=range(2, len(values) + 2))
+        typed = _type_by_sql([field], pd.DataFrame({"X": text}))["x"]
+        pd.testing.assert_series_equal(typed, type_column(text.fillna(""), field), check_names=False)
+
+
+@pytest.mark.parametrize("kind, values", [
+    ("int", ["１２", "3"]),               # Python's \d is any decimal digit
+    ("date", ["2026-01-01\u00a0"]),        # str.strip() strips more than ASCII white space
+    ("float", ["-0", "2"]),               # pd.to_numeric reads the column as integers: 0, not -0.0
+    ("count", ["12345678901234567"]),     # ... and keeps every digit of a count
+])
+def test_a_column_the_sql_cannot_type_exactly_is_left_to_the_reference(kind, values):
+    from car22.intake.sources import Field, _type_by_sql
+
+    assert _type_by_sql([Field("x", "X", kind)], pd.DataFrame({"X": pd.Series(values, dtype="string")})) == {}
