@@ -117,7 +117,10 @@ def strip(text: pd.Series) -> pd.Series:
 def blank_as_na(text: pd.Series) -> pd.Series:
     """NA for an empty value: an empty field holds no value."""
     values = text.to_numpy(dtype=object, na_value=None, copy=True)
-    values[values == ""] = None
+    blank = values == ""
+    if not blank.any():
+        return text.astype("string")
+    values[blank] = None
     return pd.Series(pd.array(values, dtype="string"), index=text.index, name=text.name)
 
 
@@ -210,7 +213,7 @@ def type_frame(source: Source, raw: pd.DataFrame) -> pd.DataFrame:
     by_sql = _type_by_sql([f for f in source.fields if f.kind in _SQL_VALUE], raw)
     typed = pd.DataFrame(index=raw.index)
     for f in source.fields:
-        typed[f.name] = by_sql[f.name] if f.name in by_sql else type_column(raw[f.raw].fillna(""), f)
+        typed[f.name] = by_sql[f.name] if f.name in by_sql else type_column(raw[f.raw], f)
     if source.derive is not None:
         typed = pd.concat([typed, source.derive(typed)], axis=1)
     return typed
