@@ -206,19 +206,20 @@ def _lines(body: bytes) -> _Lines | None:
     return _Lines(body, starts[filled], lengths[filled], filled + 1)
 
 
-def _scan(body: bytes, width: int) -> tuple[pd.DataFrame, list[tuple[int, str, str]]] | None:
-    """DuckDB's records of the file (text columns c0.., their number of fields) and its rejected rows
-    (position, error, line), or None on an error."""
+def _scan(body: bytes, width: int) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, str, str]]] | None:
+    """DuckDB's records of the file: its text columns (arrays of str), each record's number of fields, and the
+    rejected rows (position, error, line); None on an error."""
     with tempfile.NamedTemporaryFile(suffix=".csv") as copy, duck.cursor() as con:
         copy.write(body)
         copy.flush()
         try:
-            frame = con.execute(_read_csv_sql(width), {"path": copy.name, "nullstr": "\n"}).df()
+            arrays = con.execute(_read_csv_sql(width), {"path": copy.name, "nullstr": "\n"}).fetchnumpy()
             rejects = con.execute("SELECT DISTINCT line_byte_position, error_type, csv_line FROM reject_errors "
                                   "ORDER BY line_byte_position").fetchall()
         except duckdb.Error:
             return None
-    return frame, rejects
+    fields = arrays.pop("fields")
+    return list(arrays.values()), fields, rejects
 
 
 def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
@@ -239,8 +240,8 @@ def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
     scanned = _scan(body, width)
     if scanned is None:
         return None
-    frame, rejects = scanned
-    if len(frame) + len(rejects) != len(lines.numbers) or any(kind != "TOO MANY COLUMNS" for _, kind, _ in rejects):
+    columns, fields, rejects = scanned
+    if len(fields) + len(rejects) != len(lines.numbers) or any(kind != "TOO MANY COLUMNS" for _, kind, _ in rejects):
         return None  # a record over several lines, or a reading error: Python's csv says which
     # A reject's line starts one byte before its position, after the line end before it: the blank lines and
     # the LF of a CR LF come before its record.
@@ -256,10 +257,11 @@ def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
     kept = np.ones(len(lines.numbers), dtype=bool)
     kept[rejected] = False
     accepted = np.flatnonzero(kept)
-    fields = frame.pop("fields").to_numpy()
-    if accepted[0] != 0 or fields[0] != width or frame.iloc[0].tolist() != header:
+    if accepted[0] != 0 or fields[0] != width or [column[0] for column in columns] != header:
         return None
-    cells = frame.iloc[1:].astype("string").set_axis(range(width), axis=1).set_axis(accepted[1:], axis=0)
+    # StringArray takes DuckDB's arrays as they are; astype is then free unless pandas stores text otherwise
+    cells = pd.DataFrame({i: pd.arrays.StringArray(column[1:]) for i, column in enumerate(columns)},
+                         index=accepted[1:]).astype("string")
     # DuckDB's reading must agree with Python's csv's on the lines of malformed rows and on the last line:
     # DuckDB pads or cuts a row whose last quote is not closed, where Python's csv refuses the file.
     last = len(lines.numbers) - 1
