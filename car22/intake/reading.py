@@ -257,7 +257,7 @@ def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
     kept = np.ones(len(lines.numbers), dtype=bool)
     kept[rejected] = False
     accepted = np.flatnonzero(kept)
-    if accepted[0] != 0 or fields[0] != width or [column[0] for column in columns] != header:
+    if not kept[0] or fields[0] != width or [column[0] for column in columns] != header:
         return None
     # StringArray takes DuckDB's arrays as they are; astype is then free unless pandas stores text otherwise
     cells = pd.DataFrame({i: pd.arrays.StringArray(column[1:]) for i, column in enumerate(columns)},
@@ -275,8 +275,12 @@ def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
     misfits: dict[int, list[str]] = {}
     for i in sorted(checked):
         python = lines.fields(i)
-        if python is None or (i in counted and python != cells.loc[i].iloc[:counted[i]].tolist()):
+        if python is None:
             return None
+        if kept[i] and i in counted and python != cells.loc[i].iloc[:counted[i]].tolist():
+            return None  # DuckDB read the line otherwise
+        if not kept[i] and len(python) <= width:
+            return None  # DuckDB found too many fields where Python's csv does not
         if len(python) != width:
             misfits[i] = python
     if len(rejected):
