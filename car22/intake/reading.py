@@ -9,11 +9,15 @@ import csv
 import io
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
+import numpy as np
 import pandas as pd
 
+from car22.intake import duck
 from car22.intake.sources import FLOW_SAMPLE_COLUMN, IDENTIFYING, Source, detect
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -77,43 +81,218 @@ def decode(data: bytes) -> str:
 def read_export(data: bytes) -> ExportRows:
     """Split an export into header and rows of text, recognising its source by the header."""
     text = decode(data)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        lines = [(reader.line_num, row) for row in reader if row]
-    except csv.Error as error:
-        raise Unreadable(f"not valid CSV (line {reader.line_num}: {error}): check the export settings") from None
-    if lines and len(lines[-1][1]) == 1 and TRAILER.match(lines[-1][1][0].strip()):
-        lines.pop()
-    if not lines:
-        raise Unreadable("empty file: no header row")
-    header = [cell.strip() for cell in lines[0][1]]
+    body = data.removeprefix(UTF8_BOM)
+    read = _read_by_duckdb(body, text) or _read_by_python(text)
+    header = [cell.strip() for cell in read.header]
     if header and header[0] == "":
         header[0] = FLOW_SAMPLE_COLUMN  # FlowJo's blank first header cell (exports.md §B)
     match = detect(header)
     if match.source is None:
         raise Unreadable(match.reason + ": check that the right file was exported", match.closest)
-    if len(lines) == 1:
+    if not read.numbers:
         raise Unreadable(f"no data rows (header only) in a {match.source.name} export: re-export with its rows",
                          match.source)
-    width = len(header)
+    rows = read.cells.set_axis(header, axis=1).set_axis(pd.Index(read.numbers, name="row_number"), axis=0)
+    # An unknown extra column that is identifying elsewhere (a date of birth) is never kept, not even in raw.
+    rows = rows.drop(columns=[c for c in match.extra if c in IDENTIFYING])
+    for column in match.source.optional_raw:
+        if column not in rows.columns:
+            rows[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
+    return ExportRows(match.source, header, rows, read.malformed, read.records, match.extra)
+
+
+@dataclass
+class _Read:
+    """A file's records as parsed, the trailer left out: the header's cells as read, and each data row by its
+    line number, its cells padded or truncated to the header's width (text columns 0..width-1)."""
+
+    header: list[str]
+    numbers: list[int]
+    cells: pd.DataFrame
+    malformed: dict[int, str]
+    records: dict[int, list[str]]
+
+
+def _is_trailer(fields: list[str]) -> bool:
+    return len(fields) == 1 and TRAILER.match(fields[0].strip()) is not None
+
+
+def _misfit(width: int, fields: list[str]) -> str:
+    return f"row has {len(fields)} fields, the header has {width}"
+
+
+def _read_by_python(text: str) -> _Read:
+    """Python's csv module (strict), the reference reading of every file: `reader.line_num` is the line a
+    record ends on; blank lines are not records."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        lines = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as error:
+        raise Unreadable(f"not valid CSV (line {reader.line_num}: {error}): check the export settings") from None
+    if lines and _is_trailer(lines[-1][1]):
+        lines.pop()
+    if not lines:
+        raise Unreadable("empty file: no header row")
+    width = len(lines[0][1])
     malformed: dict[int, str] = {}
     records: dict[int, list[str]] = {}
     numbers: list[int] = []
     cells: list[list[str]] = []
     for number, row in lines[1:]:
         if len(row) != width:
-            malformed[number] = f"row has {len(row)} fields, the header has {width}"
+            malformed[number] = _misfit(width, row)
             records[number] = row
             row = (row + [""] * width)[:width]
         numbers.append(number)
         cells.append(row)
-    rows = pd.DataFrame(cells, columns=header, index=pd.Index(numbers, name="row_number"), dtype="string")
-    # An unknown extra column that is identifying elsewhere (a date of birth) is never kept, not even in raw.
-    rows = rows.drop(columns=[c for c in match.extra if c in IDENTIFYING])
-    for column in match.source.optional_raw:
-        if column not in rows.columns:
-            rows[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
-    return ExportRows(match.source, header, rows, malformed, records, match.extra)
+    return _Read(lines[0][1], numbers, pd.DataFrame(cells, columns=range(width), dtype="string"), malformed,
+                 records)
+
+
+def _read_csv_sql(width: int) -> str:
+    """DuckDB's reading of an export as text, one output row per record (the header first) with its number
+    of fields; the path and the NULL string are the parameters."""
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+    cells = ", ".join(f"coalesce(c{i}, '') AS c{i}" for i in range(width))
+    fields = " + ".join(f"(c{i} IS NOT NULL)::INTEGER" for i in range(width))
+    return (
+        f"SELECT {cells}, {fields} AS fields FROM read_csv($path, "
+        "header = false, "  # the header is a record like the others: it is compared with Python's reading
+        "auto_detect = false, "  # no sniffing: the dialect is the one below, whatever the file looks like
+        f"columns = {{{columns}}}, "  # the header's width, all text; names by position (the header's may repeat)
+        "delim = ',', quote = '\"', escape = '\"', "  # RFC 4180, as Python's csv excel dialect
+        "strict_mode = true, "  # an unclosed quote, text after a closing quote, mixed line ends: errors
+        "null_padding = true, "  # a short row is padded with NULLs (and counted as malformed below) ...
+        "nullstr = $nullstr, allow_quoted_nulls = false, "  # ... and NULL is nothing else: no field is a newline
+        "store_rejects = true, "  # a row with more fields than the header goes to reject_errors
+        "parallel = false)"  # one scan in file order (null padding is serial); quicker on exports this size
+    )
+
+
+@dataclass
+class _Lines:
+    """The non-blank lines of a file's bytes: where each starts, its length without its line end, its number."""
+
+    body: bytes
+    starts: np.ndarray
+    lengths: np.ndarray
+    numbers: np.ndarray
+
+    def text(self, i: int) -> str:
+        return self.body[self.starts[i]:self.starts[i] + self.lengths[i]].decode("utf-8")
+
+    def fields(self, i: int) -> list[str] | None:
+        """Python's csv's reading of line i as one record, or None if it refuses it."""
+        try:
+            return next(csv.reader([self.text(i)], strict=True))
+        except csv.Error:
+            return None
+
+
+def _lines(body: bytes) -> _Lines | None:
+    """The file's lines as Python's csv counts them (LF or CR LF ends one), or None if a line is one Python's
+    csv would count otherwise or refuse."""
+    octets = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(octets == ord("\n"))
+    returns = np.flatnonzero(octets == ord("\r"))
+    if not np.isin(returns + 1, ends, assume_unique=True).all():
+        return None  # a carriage return alone ends a line for Python's csv
+    starts = np.concatenate(([0], ends + 1))
+    lengths = np.append(ends, len(body)) - starts
+    if int(lengths.max()) > csv.field_size_limit():
+        return None  # Python's csv refuses a field this long
+    lengths[np.searchsorted(ends, returns)] -= 1  # the CR of a line's CR LF
+    filled = np.flatnonzero(lengths > 0)  # blank lines are not records
+    return _Lines(body, starts[filled], lengths[filled], filled + 1)
+
+
+def _scan(body: bytes, width: int) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, str, str]]] | None:
+    """DuckDB's records of the file: its text columns (arrays of str), each record's number of fields, and the
+    rejected rows (position, error, line); None on an error."""
+    with tempfile.NamedTemporaryFile(suffix=".csv") as copy, duck.cursor() as con:
+        copy.write(body)
+        copy.flush()
+        try:
+            arrays = con.execute(_read_csv_sql(width), {"path": copy.name, "nullstr": "\n"}).fetchnumpy()
+            rejects = con.execute("SELECT DISTINCT line_byte_position, error_type, csv_line FROM reject_errors "
+                                  "ORDER BY line_byte_position").fetchall()
+        except duckdb.Error:
+            return None
+    fields = arrays.pop("fields")
+    return list(arrays.values()), fields, rejects
+
+
+def _read_by_duckdb(body: bytes, text: str) -> _Read | None:
+    """DuckDB's reading of a file in which every record is one non-blank line, identical to Python's csv's;
+    None for any other file and wherever DuckDB's reading might differ (Python's csv reads the file then).
+
+    Line numbers come from the line ends in the bytes. A row with too many fields is in DuckDB's reject table;
+    the fields of a malformed row are Python's csv's reading of its line."""
+    if "\x00" in text or ('"' in text and (' "' in text or '" ' in text)):
+        return None  # a NUL; DuckDB skips spaces around a quoted field, Python's csv keeps them as text
+    lines = _lines(body)
+    if lines is None or len(lines.numbers) < 2:
+        return None
+    header = lines.fields(0)
+    if header is None or len(header) < 2:
+        return None  # no export has one column; a lone cell may be the trailer, which Python's reading drops
+    width = len(header)
+    scanned = _scan(body, width)
+    if scanned is None:
+        return None
+    columns, fields, rejects = scanned
+    if len(fields) + len(rejects) != len(lines.numbers) or any(kind != "TOO MANY COLUMNS" for _, kind, _ in rejects):
+        return None  # a record over several lines, or a reading error: Python's csv says which
+    # A reject's line starts one byte before its position, after the line end before it: the blank lines and
+    # the LF of a CR LF come before its record.
+    found = []
+    for position, _, line in rejects:
+        record = line.lstrip("\r\n")
+        start = position - 1 + len(line) - len(record)
+        i = int(np.searchsorted(lines.starts, start))
+        if i == len(lines.starts) or lines.starts[i] != start or lines.text(i) != record:
+            return None
+        found.append(i)
+    rejected = np.array(found, dtype=np.int64)
+    kept = np.ones(len(lines.numbers), dtype=bool)
+    kept[rejected] = False
+    accepted = np.flatnonzero(kept)
+    if not kept[0] or fields[0] != width or [column[0] for column in columns] != header:
+        return None
+    # StringArray takes DuckDB's arrays as they are; astype is then free unless pandas stores text otherwise
+    cells = pd.DataFrame({i: pd.arrays.StringArray(column[1:]) for i, column in enumerate(columns)},
+                         index=accepted[1:]).astype("string")
+    # DuckDB's reading must agree with Python's csv's on the lines of malformed rows and on the last line:
+    # DuckDB pads or cuts a row whose last quote is not closed, where Python's csv refuses the file.
+    last = len(lines.numbers) - 1
+    short = fields != width
+    counted = dict(zip(accepted[short].tolist(), fields[short].tolist()))
+    checked = set(rejected.tolist()) | set(counted)
+    if '"' in lines.text(last):
+        checked.add(last)
+        if kept[last]:
+            counted.setdefault(last, width)
+    misfits: dict[int, list[str]] = {}
+    for i in sorted(checked):
+        python = lines.fields(i)
+        if python is None:
+            return None
+        if kept[i] and i in counted and python != cells.loc[i].iloc[:counted[i]].tolist():
+            return None  # DuckDB read the line otherwise
+        if not kept[i] and len(python) <= width:
+            return None  # DuckDB found too many fields where Python's csv does not
+        if len(python) != width:
+            misfits[i] = python
+    if len(rejected):
+        padded = pd.DataFrame([misfits[i][:width] for i in rejected.tolist()], index=rejected, dtype="string")
+        cells = pd.concat([cells, padded]).sort_index()
+    if last in misfits and _is_trailer(misfits[last]):
+        del misfits[last]
+        cells = cells.drop(index=last)
+    numbers = lines.numbers
+    return _Read(header, numbers[cells.index.to_numpy()].tolist(), cells.reset_index(drop=True),
+                 {int(numbers[i]): _misfit(width, row) for i, row in misfits.items()},
+                 {int(numbers[i]): row for i, row in misfits.items()})
 
 
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}-[A-Za-z]{3}-\d{4}")

@@ -13,6 +13,7 @@ from datetime import date
 
 import pandas as pd
 
+from car22.intake import duck
 from car22.intake.results import parse_results
 from car22.intake.units import CANONICAL, convert
 
@@ -99,11 +100,38 @@ FORMAT_PATTERNS = {
 }
 
 
+_SPACE_AFTER_NUL = re.compile(r"\x00\s")  # Python's \s is str.isspace(), what str.strip() removes
+
+
+def strip(text: pd.Series) -> pd.Series:
+    """`str.strip()` of every value (NA stays NA). Exports rarely pad their values, so the values are first
+    joined with NULs and searched, forwards and backwards, for a space after a NUL; only when one is found is
+    every value stripped (a value holding a NUL may make it strip for nothing, never miss one)."""
+    text = text.astype("string")
+    joined = "\x00" + "\x00".join(text.to_numpy(dtype=object, na_value="")) + "\x00"
+    if _SPACE_AFTER_NUL.search(joined) or _SPACE_AFTER_NUL.search(joined[::-1]):
+        return text.str.strip()
+    return text
+
+
+def blank_as_na(text: pd.Series) -> pd.Series:
+    """NA for an empty value: an empty field holds no value."""
+    values = text.to_numpy(dtype=object, na_value=None, copy=True)
+    blank = values == ""
+    if not blank.any():
+        return text.astype("string")
+    values[blank] = None
+    return pd.Series(pd.array(values, dtype="string"), index=text.index, name=text.name)
+
+
 def type_column(text: pd.Series, f: Field) -> pd.Series:
-    """Typed values of one column; a value that does not parse becomes NA (the suite rejects the row)."""
-    stripped = text.astype("string").str.strip()
+    """Typed values of one column; a value that does not parse becomes NA (the suite rejects the row).
+
+    The reference typing of every kind; type_frame types the pattern kinds in SQL and comes here for text
+    and codes, and for a column its SQL cannot type exactly."""
+    stripped = strip(text)
     if f.kind == "text":
-        return stripped.mask(stripped == "")
+        return blank_as_na(stripped)
     if f.kind == "code":
         return stripped.map(dict(f.codes or {})).astype("string")
     pattern = FORMAT_PATTERNS[f.kind]
@@ -122,11 +150,70 @@ def type_column(text: pd.Series, f: Field) -> pd.Series:
     return integral.astype("Int64")
 
 
+# The pattern kinds in DuckDB SQL, equal to type_column on ASCII text: the kind's pattern matched as it is,
+# else in a regular expression that strips ASCII white space around it (str.strip's on ASCII text; RE2's
+# [0-9] is Python's \d there), then a cast. DuckDB's text-to-DOUBLE is correctly rounded like float(), which
+# pd.to_numeric is. A column holding non-ASCII text (Python's \d and str.strip know more) is type_column's.
+_SQL_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]*"
+_SQL_VALUE = {
+    "int": "CASE WHEN abs({v}) <= 2147483647 THEN {v}::BIGINT END",
+    "count": "CASE WHEN {v} = trunc({v}) AND abs({v}) <= 9223372036854774784 THEN {v}::BIGINT END",  # 2**63-1024
+    "float": "{v}",
+    "bool": "CASE {m} WHEN '0' THEN false WHEN '1' THEN true END",
+    "date": "TRY_STRPTIME({m}, '%Y-%m-%d')",
+    "datetime": "TRY_STRPTIME({m}, '%Y-%m-%d %H:%M')",
+    # pandas reads year 0000 in ISO dates only; DuckDB reads it as 1 BC in every format
+    "date_us": "CASE WHEN NOT ends_with({m}, '0000') THEN TRY_STRPTIME({m}, '%m/%d/%Y') END",
+    "date_fcs": "CASE WHEN NOT ends_with({m}, '0000') THEN TRY_STRPTIME({m}, '%d-%b-%Y') END",
+}
+# Where type_column's value depends on the rest of the column, which pd.to_numeric reads as integers when
+# every value is one: a count of more than 15 digits (rounded only when read as a float), "-0" in a float
+# column (0 as an integer, -0.0 as a float).
+_SQL_ELSEWHERE = {"count": "length({m}) > 15", "float": "{v} = 0 AND starts_with({m}, '-')"}
+
+
+def _type_by_sql(fields: list[Field], raw: pd.DataFrame) -> dict[str, pd.Series]:
+    """Typed columns of the pattern-kind fields, typed in one DuckDB query, but for a column with text the SQL
+    does not type as type_column does (non-ASCII text, _SQL_ELSEWHERE): that one is left to type_column."""
+    if not fields:
+        return {}
+    matches, numbers, values = [], [], []
+    for i, f in enumerate(fields):
+        pattern = FORMAT_PATTERNS[f.kind].removeprefix("^").removesuffix("$").replace(r"\d", "[0-9]")
+        # the pattern alone first: an unpadded value is the common case, and quicker to match
+        matches.append(f"CASE WHEN regexp_full_match(c{i}, '{pattern}') THEN c{i} "
+                       f"ELSE regexp_extract(c{i}, '^{_SQL_SPACE}({pattern}){_SQL_SPACE}$', 1) END AS m{i}, "
+                       f"strlen(c{i}) <> length(c{i}) AS nonascii{i}")
+        if f.kind in ("int", "count", "float"):
+            numbers.append(f"TRY_CAST(m{i} AS DOUBLE) AS v{i}")
+        names = {"m": f"m{i}", "v": f"v{i}"}
+        elsewhere = _SQL_ELSEWHERE.get(f.kind, "false").format(**names)
+        values.append(f"{_SQL_VALUE[f.kind].format(**names)} AS t{i}, "
+                      f"coalesce(nonascii{i} OR {elsewhere}, false) AS other{i}")
+    text = pd.DataFrame({f"c{i}": raw[f.raw] for i, f in enumerate(fields)})
+    with duck.cursor() as con:
+        con.register("raw_text", text)
+        result = con.execute(f"WITH matched AS (SELECT {', '.join(matches)} FROM raw_text), "
+                             f"numbered AS (SELECT {', '.join(['*'] + numbers)} FROM matched) "
+                             f"SELECT {', '.join(values)} FROM numbered").df()
+    typed = {}
+    for i, f in enumerate(fields):
+        if result[f"other{i}"].any():
+            continue
+        column = result[f"t{i}"].set_axis(raw.index)
+        if f.kind in _FORMATS and column.isna().all():
+            column = column.astype("datetime64[s]")  # pd.to_datetime's unit when nothing parses
+        typed[f.name] = column.astype({"int": "Int64", "count": "Int64", "float": "Float64",
+                                       "bool": "boolean"}.get(f.kind, column.dtype))
+    return typed
+
+
 def type_frame(source: Source, raw: pd.DataFrame) -> pd.DataFrame:
     """Typed staging columns for a frame of raw text columns (named as in the export)."""
+    by_sql = _type_by_sql([f for f in source.fields if f.kind in _SQL_VALUE], raw)
     typed = pd.DataFrame(index=raw.index)
     for f in source.fields:
-        typed[f.name] = type_column(raw[f.raw].fillna(""), f)
+        typed[f.name] = by_sql[f.name] if f.name in by_sql else type_column(raw[f.raw], f)
     if source.derive is not None:
         typed = pd.concat([typed, source.derive(typed)], axis=1)
     return typed

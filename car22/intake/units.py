@@ -39,8 +39,12 @@ _DIVISORS = {("CREAT", "umol/l"): 88.42, ("TBILI", "umol/l"): 17.1}
 
 
 def normalise_unit(units: pd.Series) -> pd.Series:
-    """Trim, case-fold and equate `µ` (micro sign or Greek mu) with `u`."""
-    return units.str.strip().str.replace("\u00b5", "u").str.replace("\u03bc", "u").str.casefold()
+    """Trim, case-fold and equate `µ` (micro sign or Greek mu) with `u`; each distinct unit once (a lab file
+    has a dozen)."""
+    codes, distinct = pd.factorize(units, use_na_sentinel=False)
+    distinct = pd.Series(distinct, dtype=units.dtype)
+    normal = distinct.str.strip().str.replace("\u00b5", "u").str.replace("\u03bc", "u").str.casefold()
+    return normal.take(codes).set_axis(units.index).rename(units.name)
 
 
 # (analyte, normalised unit) -> canonical unit, factor, and the exact divisor where the spec divides

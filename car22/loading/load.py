@@ -30,7 +30,9 @@ from car22.intake.sources import (
     SOURCES,
     SQL_TYPES,
     Source,
+    blank_as_na,
     source_of_name,
+    strip,
     type_frame,
 )
 from car22.intake.take import sha256_of
@@ -162,12 +164,16 @@ def _record_file(con: duckdb.DuckDBPyConnection, *, file_id: str, file_name: str
 
 
 def validation_frame(source: Source, rows: pd.DataFrame, typed: pd.DataFrame) -> pd.DataFrame:
-    """Typed columns plus each field's raw text (`<name>_text`), the date of birth left out."""
+    """Typed columns plus each field's raw text stripped (`<name>_text`), the date of birth left out. `typed` is
+    type_frame's of `rows`, where a text field's value is that stripped text already."""
     frame = typed.copy()
     for f in source.fields:
-        if f.raw not in source.identifying:
-            text = rows[f.raw].str.strip()
-            frame[f"{f.name}_text"] = text.mask(text == "")
+        if f.raw in source.identifying:
+            continue
+        if f.kind == "text":
+            frame[f"{f.name}_text"] = typed[f.name]
+        else:
+            frame[f"{f.name}_text"] = blank_as_na(strip(rows[f.raw]))
     frame["row_number"] = frame.index
     return frame
 

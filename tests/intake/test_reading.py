@@ -1,4 +1,5 @@
 """The reader: every quirk of exports.md has a handmade file here that fails without its handling."""
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -260,3 +261,86 @@ def test_the_source_a_file_name_points_to(name, source):
 
     found = source_of_name(name)
     assert (found.name if found else None) == source
+
+
+# Files DuckDB reads differently from Python's csv, or not at all: each is read as Python's csv reads it
+# (car22.intake.reading._read_by_duckdb gives way, or agrees).
+AWKWARD = {
+    "crlf, blank lines, trailer": f"\r\n{LAB_HEADER}\r\n\r\n{LAB_ROW}\r\n\r\n*** END OF REPORT ***\r\n",
+    "too many fields, trailing comma": f"{LAB_HEADER}\n{LAB_ROW},\n{LAB_ROW},x,y\n",
+    "too few fields after blank lines": f"{LAB_HEADER}\n\n\nCD22-001,A2\n{LAB_ROW}",
+    "quoted comma and quote": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "Neutro, ""phils""" + chr(34))}\n',
+    "quoted newline": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "Neutro" + chr(10) + "phils" + chr(34))}\n',
+    "space before a quote": f'{LAB_HEADER}\n{LAB_ROW.replace(",Neutrophils,", ", " + chr(34) + "N,x" + chr(34) + ",")}\n',
+    "quote left open on the last line": f'{LAB_HEADER}\n{LAB_ROW}\n{LAB_ROW},"\n',
+    "quote left open before the end": f'{LAB_HEADER}\n{LAB_ROW}\n"{LAB_ROW}\n{LAB_ROW}\n',
+    "text after a closing quote": f'{LAB_HEADER}\n{LAB_ROW.replace("Neutrophils", chr(34) + "N" + chr(34) + "x")}\n',
+    "lone carriage return": f"{LAB_HEADER}\n{LAB_ROW}\r{LAB_ROW}\n",
+    "mixed line ends": f"{LAB_HEADER}\r\n{LAB_ROW}\n{LAB_ROW}\r\n",
+    "quoted trailer": f'{LAB_HEADER}\n{LAB_ROW}\n"*** END OF REPORT ***"',
+}
+
+
+@pytest.mark.parametrize("text", AWKWARD.values(), ids=AWKWARD.keys())
+def test_duckdb_reads_a_file_as_pythons_csv_does_or_leaves_it_to_it(text):
+    from car22.intake.reading import _read_by_duckdb, _read_by_python
+
+    data = text.encode()
+    try:
+        expected = _read_by_python(text)
+    except Unreadable as refused:
+        assert _read_by_duckdb(data, text) is None
+        with pytest.raises(Unreadable, match=re.escape(str(refused))):
+            read_export(data)
+        return
+    read = _read_by_duckdb(data, text)
+    if read is not None:
+        assert (read.header, read.numbers, read.malformed, read.records) == (
+            expected.header, expected.numbers, expected.malformed, expected.records)
+        pd.testing.assert_frame_equal(read.cells, expected.cells)
+
+
+def test_a_malformed_row_is_found_in_duckdbs_reject_table_with_its_line():
+    from car22.intake.reading import _read_by_duckdb
+
+    text = f"{LAB_HEADER}\r\n\r\n{LAB_ROW}\r\n{LAB_ROW},extra\r\n\r\nCD22-001,A2\r\n*** END OF REPORT ***\r\n"
+    read = _read_by_duckdb(text.encode(), text)
+    assert read is not None and read.numbers == [3, 4, 6]
+    assert read.malformed == {4: "row has 14 fields, the header has 13", 6: "row has 2 fields, the header has 13"}
+    assert read.records[4][-1] == "extra" and read.records[6] == ["CD22-001", "A2"]
+
+
+# Texts where SQL and Python could part: padding, signs, exponents, overflow, calendar edges, year 0000.
+TRICKY = {
+    "int": ["7", " +7\t", "-0", "007", "2147483647", "2147483648", "-2147483648", "9" * 400, "1.0", "", "x"],
+    "count": ["4.43E+05", "1e3", " 12 ", ".5", "5.", "+3", "1e400", "123456789012345", "1.5", "-1", "inf"],
+    "float": ["1.5", "-2.25", ".5", "5.", "1e-320", "1e400", "-1e400", "1_0", "nan", "1,5", "\x1c3\x0b", "12"],
+    "bool": ["0", "1", " 1 ", "2", "01", "true", ""],
+    "date": ["2026-01-01", "2024-02-29", "2026-02-29", "0000-01-01", "9999-12-31", "2026-1-1", " 2026-01-01\n"],
+    "date_fcs": ["07-APR-2026", "07-apr-2026", "31-FEB-2026", "07-XYZ-2026", "07-APR-0000", "7-APR-2026"],
+    "date_us": ["04/13/2026", "13/04/2026", "02/29/2024", "01/01/0000", "1/1/2026"],
+    "datetime": ["2026-03-01 08:00", "2026-03-01 24:00", "2026-03-01T08:00", "0000-01-01 00:00", "2026-3-1 8:00"],
+}
+
+
+@pytest.mark.parametrize("kind", TRICKY)
+def test_the_sql_typing_of_a_column_is_the_reference_typing(kind):
+    from car22.intake.sources import Field, _type_by_sql, type_column
+
+    field = Field("x", "X", kind)
+    for values in (TRICKY[kind], TRICKY[kind][:1] + [None], ["zz", None]):
+        text = pd.Series(values, dtype="string", index=range(2, len(values) + 2))
+        typed = _type_by_sql([field], pd.DataFrame({"X": text}))["x"]
+        pd.testing.assert_series_equal(typed, type_column(text.fillna(""), field), check_names=False)
+
+
+@pytest.mark.parametrize("kind, values", [
+    ("int", ["１２", "3"]),               # Python's \d is any decimal digit
+    ("date", ["2026-01-01\u00a0"]),        # str.strip() strips more than ASCII white space
+    ("float", ["-0", "2"]),               # pd.to_numeric reads the column as integers: 0, not -0.0
+    ("count", ["12345678901234567"]),     # ... and keeps every digit of a count
+])
+def test_a_column_the_sql_cannot_type_exactly_is_left_to_the_reference(kind, values):
+    from car22.intake.sources import Field, _type_by_sql
+
+    assert _type_by_sql([Field("x", "X", kind)], pd.DataFrame({"X": pd.Series(values, dtype="string")})) == {}
