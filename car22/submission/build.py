@@ -117,8 +117,9 @@ def codelists() -> tuple[dict[str, str], ...]:
 @dataclass(frozen=True)
 class Table:
     """One built dataset: its metadata and its records as a frame, one column per variable in order. Text, date
-    and datetime variables are categoricals of ASCII str (NaN: null); integers and floats are nullable pandas
-    arrays (a float NaN stays apart from null, as DuckDB gave it); sasdates are datetime64 (NaT: null)."""
+    and datetime variables are categoricals with ASCII str categories (NaN: null); integers and floats are
+    nullable pandas arrays (a float NaN stays apart from null, as DuckDB gave it); sasdates are datetime64 (NaT:
+    null)."""
 
     dataset: Dataset
     frame: pd.DataFrame
@@ -241,7 +242,7 @@ def _ascii_column(values: pd.Categorical) -> pd.Categorical:
     converted = [v if v.isascii() else ascii_text(v) for v in values.categories]
     merged, categories = pd.factorize(np.array(converted, dtype=object))
     with_null = np.append(merged, -1)  # code -1 (null) picks the last entry: stays -1
-    return pd.Categorical.from_codes(with_null[values.codes], pd.Index(categories, dtype="str"))
+    return pd.Categorical.from_codes(with_null[values.codes], pd.Index(categories, dtype=object))
 
 
 def _typed_column(values: np.ndarray, variable: Variable) -> pd.api.extensions.ExtensionArray | np.ndarray:

@@ -14,7 +14,8 @@ from car22.submission.build import TEXT, Table, Variable
 
 SAS_EPOCH = np.datetime64("1960-01-01", "D")
 DATASET_JSON_VERSION = "1.1.0"
-JSON_RECORDS_AT_ONCE = 50_000  # records encoded per json.dumps: never every record's Python objects at once
+JSON_RECORDS_AT_ONCE = 50_000  # records encoded at a time: never every record's Python objects at once
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # Dataset-JSON dataType by metadata type; ISO 8601 text dates are "date"/"datetime", a numeric SAS date is an
 # ISO date in the JSON with targetDataType "integer" (its SAS form), as Dataset-JSON 1.1 specifies.
 JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date", "datetime": "datetime",
@@ -36,9 +37,10 @@ def write_xpt(table: Table, path: Path) -> None:
     """SAS transport version 5: numbers as doubles (pyreadstat converts them to IBM), ADaM dates as SAS dates
     with DATE9., text as ASCII with an empty string for a missing value (SAS has no null text).
 
-    pyreadstat checks every value of an object column for its type and every value of a column with missing
-    values with pd.isna, one Python call each; so text goes as categoricals of str with '' for null, numbers as
-    float64 (NaN for missing), and only the number columns that have a missing value pay the pd.isna."""
+    pyreadstat calls pd.isna on every value of a column with missing values and iterates every text column
+    (for its type and its longest value) before writing it row by row, so text goes as categoricals with '' for
+    null (their values come out of one list; str categories would come out one __getitem__ at a time) and
+    numbers as float64, NaN for missing: only number columns with a missing value pay the pd.isna."""
     dataset = table.dataset
     columns = {}
     for variable in dataset.variables:
@@ -107,7 +109,8 @@ def write_json(table: Table, path: Path, *, created: str, study_oid: str, last_m
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    """json.dumps(value, ensure_ascii=True, separators=(",", ":")), without building an encoder per value."""
+    return JSON_ENCODER.encode(value)
 
 
 def _json_rows(table: Table, start: int, stop: int) -> str:
