@@ -37,10 +37,10 @@ def write_xpt(table: Table, path: Path) -> None:
     """SAS transport version 5: numbers as doubles (pyreadstat converts them to IBM), ADaM dates as SAS dates
     with DATE9., text as ASCII with an empty string for a missing value (SAS has no null text).
 
-    pyreadstat calls pd.isna on every value of a column with missing values and iterates every text column
-    (for its type and its longest value) before writing it row by row, so text goes as categoricals with '' for
-    null (their values come out of one list; str categories would come out one __getitem__ at a time) and
-    numbers as float64, NaN for missing: only number columns with a missing value pay the pd.isna."""
+    pyreadstat calls pd.isna on every value of a column that has a missing value, and reads a plain object or
+    str column one call per value. So text goes as categoricals with '' for null (pyreadstat reads their values
+    out of one list, none missing) and numbers as float64 with NaN for missing: only the number columns that
+    have one pay the pd.isna."""
     dataset = table.dataset
     columns = {}
     for variable in dataset.variables:
