@@ -8,6 +8,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from car22.submission import files
 from car22.submission.build import Dataset, Table, Variable
@@ -17,10 +18,11 @@ def variable(name: str, kind: str) -> Variable:
     return Variable(name, f"{name} label", kind, "Derived", "", "", None, "Perm")
 
 
-def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch):
+@pytest.mark.parametrize("names", [["TEXT", "COUNT", "VALUE", "ADT"], ["VALUE"]])
+def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch, names):
+    kinds = {"TEXT": "text", "COUNT": "integer", "VALUE": "float", "ADT": "sasdate"}
     dataset = Dataset("XX", "ADaM", "Edge values", "BASIC DATA STRUCTURE", "", "One record per value", "xx",
-                      (variable("TEXT", "text"), variable("COUNT", "integer"), variable("VALUE", "float"),
-                       variable("ADT", "sasdate")))
+                      tuple(variable(name, kinds[name]) for name in names))
     frame = pd.DataFrame({
         "TEXT": pd.Categorical.from_codes([0, 1, -1, 2, 3, 0, 1],
                                           pd.Index(['a "quoted" \\ value', "", "tab\there", "bell\x07"], dtype=object)),
@@ -31,7 +33,7 @@ def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch):
         "ADT": np.array(["0999-01-02", "NaT", "2026-03-10", "1960-01-01", "9999-12-31", "2026-03-10", "1959-12-31"],
                         dtype="datetime64[D]"),
     })
-    table = Table(dataset, frame)
+    table = Table(dataset, frame[names])
     monkeypatch.setattr(files, "JSON_RECORDS_AT_ONCE", 3)  # several slices, the last one short
     path = tmp_path / "xx.json"
     files.write_json(table, path, created="2026-12-02T03:00:00+00:00", study_oid="STUDY.X", last_modified="2026-12-01",
@@ -41,7 +43,8 @@ def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch):
     document = json.loads(written)
     rows = [[v.isoformat() if isinstance(v, date) else v for v in row]
             for row in zip(*(table.column(name) for name in table.columns))]
-    assert rows[0] == ['a "quoted" \\ value', 1, -0.0, "0999-01-02"] and rows[2][:2] == [None, None]
+    first = {"TEXT": 'a "quoted" \\ value', "COUNT": 1, "VALUE": -0.0, "ADT": "0999-01-02"}
+    assert rows[0] == [first[name] for name in names]
     assert written == json.dumps({**{k: v for k, v in document.items() if k not in ("rows", "dbLastModifiedDateTime")},
                                   "rows": rows, "dbLastModifiedDateTime": "2026-12-01"},
                                  ensure_ascii=True, separators=(",", ":"))
