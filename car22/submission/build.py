@@ -117,8 +117,9 @@ def codelists() -> tuple[dict[str, str], ...]:
 @dataclass(frozen=True)
 class Table:
     """One built dataset: its metadata and its records as a frame, one column per variable in order. Text, date
-    and datetime variables are categoricals of ASCII str (NaN: null); integers and floats are nullable pandas
-    arrays (a float NaN stays apart from null, as DuckDB gave it); sasdates are datetime64 (NaT: null)."""
+    and datetime variables are categoricals with ASCII str categories (NaN: null); integers and floats are
+    nullable pandas arrays (a float NaN stays apart from null, as DuckDB gave it); sasdates are datetime64 (NaT:
+    null)."""
 
     dataset: Dataset
     frame: pd.DataFrame
@@ -133,18 +134,13 @@ class Table:
 
     def column(self, name: str) -> list:
         """A variable's values as Python objects: str, int, float, date or None."""
-        variable = next(v for v in self.dataset.variables if v.name == name)
-        return python_values(self.frame[name], variable)
-
-
-def python_values(column: pd.Series, variable: Variable) -> list:
-    """The values of a Table column as Python objects (str, int, float, date or None), whole-column."""
-    if variable.type in TEXT:
-        with_null = np.append(column.cat.categories.to_numpy(dtype=object), None)
-        return with_null[column.cat.codes.to_numpy()].tolist()
-    if variable.type == "sasdate":
-        return column.to_numpy(dtype="datetime64[D]").astype(object).tolist()
-    return column.array.to_numpy(dtype=object, na_value=None).tolist()
+        variable, values = next(v for v in self.dataset.variables if v.name == name), self.frame[name]
+        if variable.type in TEXT:
+            with_null = np.append(values.cat.categories.to_numpy(dtype=object), None)
+            return with_null[values.cat.codes.to_numpy()].tolist()
+        if variable.type == "sasdate":
+            return values.to_numpy(dtype="datetime64[D]").astype(object).tolist()
+        return values.array.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def prepare(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
@@ -203,7 +199,8 @@ def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: 
                              f"({' or '.join(sorted(SQL_TYPES[variable.type]))})")
     select = ", ".join(f'CAST(NULL AS INTEGER) AS "{v.name}"' if v.name == dataset.seq else f'm."{v.name}"'
                        for v in dataset.variables)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {select} FROM ({model}) m ORDER BY {_order(dataset)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {select} FROM ({model}) m "
+                f"ORDER BY {_order(dataset)}")
     if dataset.seq:
         con.execute(f'UPDATE {temp} SET "{dataset.seq}" = s.n FROM (SELECT rowid AS r, CAST(row_number() OVER '
                     f'(PARTITION BY "USUBJID" ORDER BY rowid) AS INTEGER) AS n FROM {temp}) s WHERE {temp}.rowid = s.r')
@@ -219,8 +216,8 @@ def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str) -> pd.Da
         for name, enum in enums.items():
             con.execute(f'CREATE OR REPLACE TEMP TYPE {enum} AS ENUM '
                         f'(SELECT DISTINCT "{name}" FROM {temp} WHERE "{name}" IS NOT NULL)')
-        coded = con.sql("SELECT " + ", ".join(f'CAST("{name}" AS {enum}) AS "{name}"' for name, enum in enums.items())
-                        + f" FROM {temp}").df() if texts else None
+        casts = ", ".join(f'CAST("{name}" AS {enum}) AS "{name}"' for name, enum in enums.items())
+        coded = con.sql(f"SELECT {casts} FROM {temp}").df() if texts else None
     finally:
         for enum in enums.values():
             con.execute(f"DROP TYPE IF EXISTS {enum}")
@@ -241,7 +238,7 @@ def _ascii_column(values: pd.Categorical) -> pd.Categorical:
     converted = [v if v.isascii() else ascii_text(v) for v in values.categories]
     merged, categories = pd.factorize(np.array(converted, dtype=object))
     with_null = np.append(merged, -1)  # code -1 (null) picks the last entry: stays -1
-    return pd.Categorical.from_codes(with_null[values.codes], pd.Index(categories, dtype="str"))
+    return pd.Categorical.from_codes(with_null[values.codes], pd.Index(categories, dtype=object))
 
 
 def _typed_column(values: np.ndarray, variable: Variable) -> pd.api.extensions.ExtensionArray | np.ndarray:

@@ -14,7 +14,8 @@ from car22.submission.build import TEXT, Table, Variable
 
 SAS_EPOCH = np.datetime64("1960-01-01", "D")
 DATASET_JSON_VERSION = "1.1.0"
-JSON_RECORDS_AT_ONCE = 50_000  # records encoded per json.dumps: never every record's Python objects at once
+JSON_RECORDS_AT_ONCE = 50_000  # records encoded at a time: never every record's Python objects at once
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # Dataset-JSON dataType by metadata type; ISO 8601 text dates are "date"/"datetime", a numeric SAS date is an
 # ISO date in the JSON with targetDataType "integer" (its SAS form), as Dataset-JSON 1.1 specifies.
 JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date", "datetime": "datetime",
@@ -36,9 +37,10 @@ def write_xpt(table: Table, path: Path) -> None:
     """SAS transport version 5: numbers as doubles (pyreadstat converts them to IBM), ADaM dates as SAS dates
     with DATE9., text as ASCII with an empty string for a missing value (SAS has no null text).
 
-    pyreadstat checks every value of an object column for its type and every value of a column with missing
-    values with pd.isna, one Python call each; so text goes as categoricals of str with '' for null, numbers as
-    float64 (NaN for missing), and only the number columns that have a missing value pay the pd.isna."""
+    pyreadstat calls pd.isna on every value of a column that has a missing value, and reads a plain object or
+    str column one call per value. So text goes as categoricals with '' for null (pyreadstat reads their values
+    out of one list, none missing) and numbers as float64 with NaN for missing: only the number columns that
+    have one pay the pd.isna."""
     dataset = table.dataset
     columns = {}
     for variable in dataset.variables:
@@ -96,10 +98,14 @@ def write_json(table: Table, path: Path, *, created: str, study_oid: str, last_m
         "label": dataset.label,
         "columns": columns,
     }
+    texts, codes = map(list, zip(*(_json_column(table.frame[v.name], v) for v in dataset.variables)))
+    texts[0] = "[" + texts[0]  # a record is an array: its first cell opens it, its last closes it
+    texts[-1] = texts[-1] + "]"
     with open(path, "w", encoding="ascii") as out:
         out.write(_json(before_rows)[:-1] + ',"rows":[')
         for start in range(0, table.records, JSON_RECORDS_AT_ONCE):
-            out.write(("," if start else "") + _json_rows(table, start, start + JSON_RECORDS_AT_ONCE))
+            stop = start + JSON_RECORDS_AT_ONCE
+            out.write(("," if start else "") + _json_rows(texts, [c[start:stop] for c in codes]))
         out.write("]")
         if last_modified:
             out.write("," + _json({"dbLastModifiedDateTime": last_modified})[1:-1])
@@ -107,44 +113,42 @@ def write_json(table: Table, path: Path, *, created: str, study_oid: str, last_m
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    """json.dumps(value, ensure_ascii=True, separators=(",", ":")), without building an encoder per value."""
+    return JSON_ENCODER.encode(value)
 
 
-def _json_rows(table: Table, start: int, stop: int) -> str:
-    """Records start..stop as Dataset-JSON rows, the text json.dumps gives a list of them without its brackets:
-    every distinct value of a column encoded once, the rows' cells joined in one go."""
-    records = table.frame.iloc[start:stop]
-    cells = np.empty((len(records), len(table.columns)), dtype=object)
-    for position, variable in enumerate(table.dataset.variables):
-        cells[:, position] = _json_cells(records[variable.name], variable)
-    cells[:, 0] = "[" + cells[:, 0]
-    cells[:, -1] = cells[:, -1] + "]"
+def _json_rows(texts: list[np.ndarray], codes: list[np.ndarray]) -> str:
+    """Records as Dataset-JSON rows, the text json.dumps gives a list of them without its brackets: by column,
+    the JSON texts of its values (the first column's opening the record, the last's closing it) and each
+    record's index into them; the cells are laid out record by record and joined in one go."""
+    cells = np.empty((len(codes[0]), len(codes)), dtype=object)
+    for position, (column_texts, column_codes) in enumerate(zip(texts, codes)):
+        cells[:, position] = column_texts.take(column_codes)
     return ",".join(cells.ravel().tolist())
 
 
-def _json_cells(column: pd.Series, variable: Variable) -> np.ndarray:
-    """The JSON text of each value of a column, as json.dumps writes it, each distinct value encoded once. A value
-    is told by a key: its category code, its integer, its day, or a float's bits (so -0.0 and NaN stay apart)."""
+def _json_column(column: pd.Series, variable: Variable) -> tuple[np.ndarray, np.ndarray]:
+    """A column as the JSON text of each of its distinct values, as json.dumps writes it, then of null, and each
+    record's index into them (-1, the last one, for null): every distinct value is encoded once. A number or a
+    date is told by a key: its integer, its day, or a float's bits (so -0.0 and NaN stay themselves)."""
     if variable.type in TEXT:
-        keys = column.cat.codes.to_numpy()
-        null = keys < 0
-    elif variable.type == "sasdate":
-        keys = column.to_numpy(dtype="datetime64[D]").view("int64")
-        null = keys == np.datetime64("NaT").view("int64")
-    elif variable.type == "float":
-        keys = column.array.to_numpy(dtype="float64", na_value=0.0).view("int64")
-        null = column.array.isna()
+        values, codes = column.cat.categories.to_numpy(dtype=object), column.cat.codes.to_numpy()
     else:
-        keys = column.array.to_numpy(dtype="int64", na_value=0)
-        null = column.array.isna()
-    codes = np.full(len(keys), -1)
-    codes[~null], unique = pd.factorize(keys[~null])
-    if variable.type in TEXT:
-        values = column.cat.categories.to_numpy(dtype=object).take(unique)
-    elif variable.type == "sasdate":
-        values = np.datetime_as_string(unique.view("datetime64[D]")).astype(object)
-    elif variable.type == "float":
-        values = unique.view("float64")
-    else:
-        values = unique
-    return np.array([_json(value) for value in values.tolist()] + ["null"], dtype=object)[codes]
+        if variable.type == "sasdate":
+            keys = column.to_numpy(dtype="datetime64[D]").view("int64")
+            null = keys == np.datetime64("NaT").view("int64")
+        elif variable.type == "float":
+            keys = column.array.to_numpy(dtype="float64", na_value=0.0).view("int64")
+            null = column.array.isna()
+        else:
+            keys = column.array.to_numpy(dtype="int64", na_value=0)
+            null = column.array.isna()
+        codes = np.full(len(keys), -1)
+        codes[~null], unique = pd.factorize(keys[~null])
+        if variable.type == "sasdate":
+            values = np.datetime_as_string(unique.view("datetime64[D]")).astype(object)
+        elif variable.type == "float":
+            values = unique.view("float64")
+        else:
+            values = unique
+    return np.array([_json(value) for value in values.tolist()] + ["null"], dtype=object), codes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError
@@ -24,6 +25,8 @@ from car22.submission.build import build, datasets
 from car22.submission.define import define_xml
 from car22.submission.files import text_lengths, write_json, write_xpt
 from car22.submission.manifest import MANIFEST
+
+DUCKDB_MEMORY = "512MB"  # what DuckDB may hold (the datasets' temp tables, its sorts); beyond it, it spills to disk
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,16 @@ def _last_modified(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int | No
 def write_package(warehouse: Path, out: Path, protocol: Protocol | None = None,
                   now: datetime | None = None) -> Written:
     """Write the package of the warehouse file `warehouse` (opened read-only) to the folder `out`: each dataset
-    is built, written and let go before the next, and the define.xml files need only the text lengths."""
+    is built, written and let go before the next, and the define.xml files need only the text lengths. DuckDB
+    spills what it holds past DUCKDB_MEMORY into a temporary folder of its own, never beside the warehouse."""
     protocol = protocol or load_protocol()
     created = (now or datetime.now().astimezone()).isoformat(timespec="seconds")
     version = _version()
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial")
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with tempfile.TemporaryDirectory(prefix="car22-submission-") as spill, \
+            duckdb.connect(str(warehouse), read_only=True,
+                           config={"memory_limit": DUCKDB_MEMORY, "temp_directory": spill}) as con:
         last_modified, run_id = _last_modified(con)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
