@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from car22.config import Protocol
-from car22.rules.crs import SCALE, SUMMARY_TYPES, episode_numbers, equals, level, summaries
+from car22.rules.crs import (
+    SCALE,
+    SUMMARY_TYPES,
+    episode_numbers,
+    equals,
+    level,
+    summaries,
+)
 from car22.sql import replace_table
 
 CONSCIOUSNESS = {0: 0, 1: 2, 2: 3, 3: 4}      # alert, wakes to voice, to touch only, unarousable
