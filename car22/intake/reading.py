@@ -208,16 +208,17 @@ def _lines(body: bytes) -> _Lines | None:
 
 def _scan(body: bytes, width: int) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, str, str]]] | None:
     """DuckDB's records of the file: its text columns (arrays of str), each record's number of fields, and the
-    rejected rows (position, error, line); None on an error."""
-    with tempfile.NamedTemporaryFile(suffix=".csv") as copy, duck.cursor() as con:
-        copy.write(body)
-        copy.flush()
-        try:
+    rejected rows (position, error, line); None on an error, or when there is no room for the temporary copy
+    DuckDB reads (owner-only, deleted at once)."""
+    try:
+        with tempfile.NamedTemporaryFile(suffix=".csv") as copy, duck.cursor() as con:
+            copy.write(body)
+            copy.flush()
             arrays = con.execute(_read_csv_sql(width), {"path": copy.name, "nullstr": "\n"}).fetchnumpy()
             rejects = con.execute("SELECT DISTINCT line_byte_position, error_type, csv_line FROM reject_errors "
                                   "ORDER BY line_byte_position").fetchall()
-        except duckdb.Error:
-            return None
+    except (duckdb.Error, OSError):
+        return None
     fields = arrays.pop("fields")
     return list(arrays.values()), fields, rejects
 
