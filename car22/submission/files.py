@@ -59,6 +59,7 @@ def write_xpt(table: Table, path: Path) -> None:
 
 
 def _empty_for_null(values: pd.Categorical) -> pd.Categorical:
+    """'' for null: SAS has no null text, and a column with no missing value spares pyreadstat its pd.isna."""
     if "" not in values.categories:
         values = values.add_categories([""])
     return values.fillna("")
