@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 from collections import namedtuple
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -281,14 +282,12 @@ def write_profiles(con: duckdb.DuckDBPyConnection, out_dir: Path) -> Path:
     """Every enrolled participant's page into out_dir/profiles/, replacing the previous set whole (a
     participant no longer enrolled leaves no stale page): written into a hidden folder, then swapped in.
     The pages can always be written again from the warehouse (`car22 report`)."""
-    split = _by_participant(con)
     target = out_dir / FOLDER
     building = out_dir / f".{FOLDER}.partial"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    for pid, (person,) in split["participants"].items():
-        facts = {name: rows[pid] for name, rows in split.items() if pid in rows}
-        (building / link(pid).split("/", 1)[1]).write_text(render_profile(pid, person, facts), encoding="utf-8")
+    for pid, text in _pages(con):
+        (building / link(pid).split("/", 1)[1]).write_text(text, encoding="utf-8")
     previous = out_dir / f".{FOLDER}.previous"
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
@@ -298,11 +297,15 @@ def write_profiles(con: duckdb.DuckDBPyConnection, out_dir: Path) -> Path:
     return target
 
 
-def refresh_open_issue_ages(con: duckdb.DuckDBPyConnection, out_dir: Path) -> int:
+def refresh_open_issue_ages(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
     """After a night that took no file, only the ages of open data issues changed: rewrite the pages of the
-    participants who have one, each page replaced whole, and leave the rest as they are. Returns how many."""
-    split = _by_participant(con, only="SELECT participant_id FROM ops.data_issues WHERE status = 'OPEN'")
+    participants who have one, each page replaced whole, and leave the rest as they are."""
+    for pid, text in _pages(con, only="SELECT participant_id FROM ops.data_issues WHERE status = 'OPEN'"):
+        write_whole(out_dir / link(pid), text.encode("utf-8"))
+
+
+def _pages(con: duckdb.DuckDBPyConnection, only: str | None = None) -> Iterator[tuple[str, str]]:
+    """(participant id, page HTML) of every enrolled participant, or of those the `only` query names."""
+    split = _by_participant(con, only)
     for pid, (person,) in split["participants"].items():
-        facts = {name: rows[pid] for name, rows in split.items() if pid in rows}
-        write_whole(out_dir / link(pid), render_profile(pid, person, facts).encode("utf-8"))
-    return len(split["participants"])
+        yield pid, render_profile(pid, person, {name: rows[pid] for name, rows in split.items() if pid in rows})
