@@ -14,6 +14,9 @@ When a finding stands (docs/ingestion.md "Data issues"):
 - a held row (participant not enrolled when its file was exported) stands while the row is held.
 - a file warning (schema drift) stands while the source's newest file carries it.
 - a quarantined file stands until a file of the same source and export time loads.
+
+A night that loads a few files recomputes only the issues those files can change (`_scope`); every other
+issue keeps its row, so the result equals the full recompute at a cost that follows tonight's files.
 """
 from __future__ import annotations
 
@@ -105,8 +108,77 @@ def _observations_sql(source: Source) -> str:
         WHERE x.severity = 'blocking' AND x.check_name <> 'row_shape'"""
 
 
-def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
-    """The temp table `issues_now`: every issue with its state, as of everything loaded."""
+def _export_key(alias: str) -> str:
+    """SQL: `<source>_<YYYYMMDDTHHMM>` of a file, the record key of its quarantine issue."""
+    return f"{alias}.source || '_' || strftime({alias}.export_time, '%Y%m%dT%H%M')"
+
+
+def _quarantine_key(alias: str) -> str:
+    """SQL: the record key of a quarantined file (its file name when its source or export time is unknown)."""
+    return (f"CASE WHEN {alias}.source IS NOT NULL AND {alias}.export_time IS NOT NULL "
+            f"THEN {_export_key(alias)} ELSE {alias}.file_name END")
+
+
+def _age_days(first_seen: str) -> str:
+    """SQL: an open issue's age, calendar days from its first finding to the run time (the one parameter)."""
+    return f"CAST(date_diff('day', {first_seen}, CAST(? AS TIMESTAMP)) AS INTEGER)"
+
+
+def _keyed_findings_sql() -> str:
+    """Every finding occurrence with its record key, source and time."""
+    rows = "\nUNION ALL".join(_findings_sql(s) for s in PARTICIPANT_SOURCES)
+    return f"""
+        WITH found AS ({rows}
+            UNION ALL
+            SELECT f.source, NULL, f.source, w.file_id, w.row_number, w.check_name, 'warning', w.reason, NULL
+            FROM ops.row_warnings w JOIN ops.files f USING (file_id) WHERE w.check_name IN {FILE_WARNINGS}
+            UNION ALL
+            SELECT coalesce(q.source, 'unknown'), NULL, {_quarantine_key('q')},
+                   q.file_id, NULL, '{QUARANTINED}', 'blocking', q.reason, NULL
+            FROM ops.files q WHERE q.status = 'quarantined')
+        SELECT found.*, coalesce(identity_key, found.file_id || ':' || found.row_number) AS record_key,
+               identity_key IS NULL AND check_name NOT IN {FILE_WARNINGS + (QUARANTINED,)} AS keyless,
+               t.seen_at
+        FROM found JOIN file_times t USING (file_id)"""
+
+
+def _observed_sql() -> str:
+    """Every file holding a version of a record of a source judged by its latest file (not a snapshot)."""
+    return "\nUNION ALL".join(_observations_sql(s) for s in PARTICIPANT_SOURCES if not s.snapshot)
+
+
+SNAPSHOTS = tuple(s.name for s in PARTICIPANT_SOURCES if s.snapshot) + ("",)
+
+
+def _in_scope(alias: str) -> str:
+    """SQL: the issue (or finding) `alias` is one tonight can change (the temp tables of `_scope`)."""
+    return (f"(EXISTS (SELECT 1 FROM scope_keys c WHERE c.source = {alias}.source "
+            f"AND c.record_key = {alias}.record_key) "
+            f"OR {alias}.source IN (SELECT source FROM scope_sources))")
+
+
+def _scope(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """The temp tables `scope_keys` (source, record_key) and `scope_sources`: the issues run `run_id` can
+    change when it loaded no enrollment and no decision (`_scoped`). Every input of an issue is then fixed
+    but these: its own findings (tonight's finding keys), the latest file holding its record (the records
+    tonight's files hold a version of), the newest file of its source for a file warning or an EDC snapshot
+    (when tonight's file is that newest: the source's file warnings, the whole snapshot source), a file
+    loading with a quarantined file's source and export time (the quarantines it resolves)."""
+    tonight = f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)}"
+    newest = f"SELECT source FROM newest_file WHERE file_id IN ({tonight})"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE scope_keys AS
+        SELECT source, record_key FROM ({_keyed_findings_sql()}) WHERE file_id IN ({tonight})
+        UNION SELECT source, identity_key FROM ({_observed_sql()}) WHERE file_id IN ({tonight})
+        UNION SELECT source, source FROM ({newest})
+        UNION SELECT coalesce(q.source, 'unknown'), {_quarantine_key('q')} FROM ops.files q
+              WHERE q.status = 'quarantined' AND {_quarantine_key('q')} IN (
+                  SELECT {_export_key('f')} FROM ops.files f WHERE f.run_id = {int(run_id)} AND f.status IN {LOADED})""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE scope_sources AS {newest} AND source IN {SNAPSHOTS}")
+
+
+def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | None = None) -> None:
+    """The temp table `issues_now`: every issue with its state, as of everything loaded; with `run_id`, only
+    the issues that run's files can change (`_scope`)."""
     con.execute("""CREATE OR REPLACE TEMP TABLE file_times AS
                     SELECT file_id, coalesce(export_time, received_at) AS seen_at, source, status, export_time
                     FROM ops.files""")
@@ -117,43 +189,30 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE newest_file AS
                     SELECT source, arg_max(file_id, (seen_at, file_id)) AS file_id FROM file_times
                     WHERE status IN {LOADED} AND source IS NOT NULL GROUP BY ALL""")
-    rows = "\nUNION ALL".join(_findings_sql(s) for s in PARTICIPANT_SOURCES)
+    if run_id is not None:
+        _scope(con, run_id)
+    where = "" if run_id is None else f"WHERE {_in_scope('k')}"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE finding_rows AS
-        WITH found AS ({rows}
-            UNION ALL
-            SELECT f.source, NULL, f.source, w.file_id, w.row_number, w.check_name, 'warning', w.reason, NULL
-            FROM ops.row_warnings w JOIN ops.files f USING (file_id) WHERE w.check_name IN {FILE_WARNINGS}
-            UNION ALL
-            SELECT coalesce(source, 'unknown'), NULL,
-                   CASE WHEN source IS NOT NULL AND export_time IS NOT NULL
-                        THEN source || '_' || strftime(export_time, '%Y%m%dT%H%M') ELSE file_name END,
-                   file_id, NULL, '{QUARANTINED}', 'blocking', reason, NULL
-            FROM ops.files WHERE status = 'quarantined')
-        SELECT found.*, coalesce(identity_key, found.file_id || ':' || found.row_number) AS record_key,
-               identity_key IS NULL AND check_name NOT IN {FILE_WARNINGS + (QUARANTINED,)} AS keyless,
-               t.seen_at
-        FROM found JOIN file_times t USING (file_id)""")
+                    SELECT * FROM ({_keyed_findings_sql()}) k {where}""")
     # seq orders every finding by (seen_at, file_id, row_number), NULL last as in a struct comparison: one
     # integer key for the latest/earliest picks below, much cheaper than comparing structs.
     con.execute("""CREATE OR REPLACE TEMP TABLE finding_rows AS
                    SELECT *, substr(md5(source || '|' || record_key || '|' || check_name), 1, 16) AS issue_id,
                           row_number() OVER (ORDER BY seen_at, file_id, row_number) AS seq
                    FROM finding_rows""")
-    observed = "\nUNION ALL".join(_observations_sql(s) for s in PARTICIPANT_SOURCES if not s.snapshot)
     # The latest file holding each record with a finding (sources other than EDC snapshots).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE latest_word AS
         SELECT o.source, o.identity_key, arg_max(o.file_id, (t.seen_at, o.file_id)) AS file_id
-        FROM ({observed}) o JOIN file_times t USING (file_id)
+        FROM ({_observed_sql()}) o JOIN file_times t USING (file_id)
         WHERE EXISTS (SELECT 1 FROM finding_rows k WHERE k.source = o.source AND k.identity_key = o.identity_key)
         GROUP BY ALL""")
-    snapshots = tuple(s.name for s in PARTICIPANT_SOURCES if s.snapshot) + ("",)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_state AS
         WITH judged AS (
             SELECT i.issue_id, any_value(i.check_name) AS check_name, any_value(i.source) AS source,
                    any_value(i.record_key) AS record_key, bool_or(i.keyless) AS keyless,
                    -- the file a finding must be in to stand, and the file that resolves it otherwise
                    CASE WHEN any_value(i.check_name) = '{HELD}' THEN NULL
-                        WHEN any_value(i.check_name) IN {FILE_WARNINGS} OR any_value(i.source) IN {snapshots}
+                        WHEN any_value(i.check_name) IN {FILE_WARNINGS} OR any_value(i.source) IN {SNAPSHOTS}
                         THEN any_value(n.file_id)
                         ELSE any_value(l.file_id) END AS judge_file,
                    bool_or(i.currently_held) AS held_now, any_value(i.participant_id) AS participant_id
@@ -166,7 +225,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                     WHEN j.check_name = '{HELD}' THEN j.held_now
                     WHEN j.check_name = '{QUARANTINED}' THEN NOT EXISTS (
                         SELECT 1 FROM ops.files f WHERE f.status IN {LOADED}
-                          AND f.source || '_' || strftime(f.export_time, '%Y%m%dT%H%M') = j.record_key)
+                          AND {_export_key('f')} = j.record_key)
                     ELSE EXISTS (SELECT 1 FROM finding_rows i WHERE i.issue_id = j.issue_id
                                  AND i.file_id = j.judge_file) END AS present
         FROM judged j""")
@@ -175,7 +234,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                CASE WHEN s.check_name = '{HELD}' THEN e.file_id
                     WHEN s.check_name = '{QUARANTINED}' THEN (
                         SELECT min(f.file_id) FROM ops.files f WHERE f.status IN {LOADED}
-                          AND f.source || '_' || strftime(f.export_time, '%Y%m%dT%H%M') = s.record_key)
+                          AND {_export_key('f')} = s.record_key)
                     ELSE s.judge_file END AS resolved_by_file_id
         FROM issue_state s
         LEFT JOIN (SELECT participant_id, arg_max(file_id, (export_time, file_id)) AS file_id
@@ -186,7 +245,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
                arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
         FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
-    con.execute("""CREATE OR REPLACE TEMP TABLE issues_now AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
         SELECT i.issue_id, any_value(i.source) AS source,
                arg_max(i.participant_id, i.seq) AS participant_id,
                any_value(i.record_key) AS record_key, any_value(i.check_name) AS check_name,
@@ -198,7 +257,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
                CAST(count(DISTINCT i.file_id) AS INTEGER) AS times_seen,
                any_value(t.seen_at) AS resolved_at, any_value(r.resolved_by_file_id) AS resolved_by_file_id,
                CASE WHEN any_value(s.present) AND coalesce(any_value(d.decision), '') <> 'ACCEPT'
-                    THEN CAST(date_diff('day', min(i.seen_at), CAST(? AS TIMESTAMP)) AS INTEGER) END AS age_days,
+                    THEN {_age_days('min(i.seen_at)')} END AS age_days,
                arg_max(i.reason, i.seq) AS reason,
                any_value(d.decided_by) AS decided_by, any_value(d.reason) AS decision_reason
         FROM finding_rows i
@@ -218,13 +277,15 @@ def known_issue_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
     """Recompute ops.data_issues and append to ops.data_issue_events what changed since the last run.
 
-    A night that took no file, with the settings and code of the last completed run, has nothing to
-    recompute (the issues are a function of the files and the code): only the open issues' ages move on."""
+    The issues are a function of the files and the code. A night that took no file, with the settings and
+    code of the last completed run, has nothing to recompute: only the open issues' ages move on. A night
+    that took files but no enrollment or decision, on those settings and code, recomputes only the issues
+    its files can change (`_scope`); any other night, everything."""
     if nothing_new(con, run_id):
-        con.execute("UPDATE ops.data_issues SET age_days = CAST(date_diff('day', first_seen_at, CAST(? AS TIMESTAMP)) "
-                    "AS INTEGER) WHERE status = 'OPEN'", [run_time])
+        _age_open_issues(con, run_time)
         return
-    compute(con, run_time)
+    scoped = _scoped(con, run_id)
+    compute(con, run_time, run_id if scoped else None)
     tonight = f"SELECT file_id FROM ops.files WHERE run_id = {int(run_id)} AND status IN {LOADED}"
     con.execute(f"""
         INSERT INTO ops.data_issue_events
@@ -250,17 +311,39 @@ def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> N
             FROM {DM_DECISIONS.staging_table} d WHERE d.file_id IN ({tonight})
         ) ORDER BY step, event_at, issue_id, event
     """, [run_id, run_time, run_time, run_time, run_time])
-    con.execute("DELETE FROM ops.data_issues")
+    con.execute(f"DELETE FROM ops.data_issues d {'WHERE ' + _in_scope('d') if scoped else ''}")
     con.execute("INSERT INTO ops.data_issues BY NAME SELECT * FROM issues_now")
+    if scoped:
+        _age_open_issues(con, run_time)
+
+
+def _age_open_issues(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:
+    """The open issues' ages move on with the run time; nothing else about an issue does."""
+    con.execute(f"UPDATE ops.data_issues SET age_days = {_age_days('first_seen_at')} WHERE status = 'OPEN'",
+                [run_time])
+
+
+def _same_settings_and_code(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
+    """This run has the settings and code of the last completed run (False when none completed)."""
+    return con.execute("""
+        SELECT coalesce((SELECT (config_hash, code_version) FROM ops.runs WHERE run_id = $run)
+                        = (SELECT (config_hash, code_version) FROM ops.runs WHERE status = 'completed'
+                           ORDER BY run_id DESC LIMIT 1), FALSE)""", {"run": run_id}).fetchall()[0][0]
 
 
 def nothing_new(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
     """No file recorded by this run, and the last completed run had the same settings and code."""
-    return con.execute("""
-        SELECT NOT EXISTS (SELECT 1 FROM ops.files WHERE run_id = $run)
-           AND coalesce((SELECT (config_hash, code_version) FROM ops.runs WHERE run_id = $run)
-                        = (SELECT (config_hash, code_version) FROM ops.runs WHERE status = 'completed'
-                           ORDER BY run_id DESC LIMIT 1), FALSE)""", {"run": run_id}).fetchall()[0][0]
+    return (not con.execute("SELECT count(*) FROM ops.files WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            and _same_settings_and_code(con, run_id))
+
+
+def _scoped(con: duckdb.DuckDBPyConnection, run_id: int) -> bool:
+    """Whether `_scope` holds every issue this run can change: same settings and code as the last completed
+    run, and no file of the enrollment (it moves held findings of any record: "enrolled since", held rows,
+    the resolving file) or of the decisions (they name issues by id, which only the full recompute knows)."""
+    return not con.execute("SELECT count(*) FROM ops.files WHERE run_id = ? AND source IN (?, ?)",
+                           [run_id, EDC_ENROLLMENT.name, DM_DECISIONS.name]).fetchall()[0][0] \
+        and _same_settings_and_code(con, run_id)
 
 
 def open_issues(con: duckdb.DuckDBPyConnection) -> list[tuple]:
