@@ -172,7 +172,8 @@ def _scope(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         UNION SELECT source, source FROM ({newest})
         UNION SELECT coalesce(q.source, 'unknown'), {_quarantine_key('q')} FROM ops.files q
               WHERE q.status = 'quarantined' AND {_quarantine_key('q')} IN (
-                  SELECT {_export_key('f')} FROM ops.files f WHERE f.run_id = {int(run_id)} AND f.status IN {LOADED})""")
+                  SELECT {_export_key('f')} FROM ops.files f
+                  WHERE f.run_id = {int(run_id)} AND f.status IN {LOADED})""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE scope_sources AS {newest} AND source IN {SNAPSHOTS}")
 
 

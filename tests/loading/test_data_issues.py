@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import shutil
 
 import duckdb
 import pytest
@@ -290,3 +292,71 @@ def test_only_a_night_without_files_on_the_same_code_and_settings_skips_the_reco
         assert issues_module.nothing_new(con, run_id) is nothing_new
     finally:
         con.execute("ROLLBACK")
+
+
+@pytest.fixture
+def checked_update(monkeypatch) -> list[bool]:
+    """Every night's update is run twice from the same state, the full recompute then the scoped one, and the
+    two must leave ops.data_issues and ops.data_issue_events exactly equal (every column, events in order).
+    Returns, night by night, whether the night was scoped."""
+    from car22.loading import data_issues as issues_module
+
+    update, scoped = issues_module.update, issues_module._scoped
+    nights: list[bool] = []
+
+    def tables(con) -> tuple[list, list]:
+        return (con.execute("SELECT * FROM ops.data_issues ORDER BY issue_id").fetchall(),
+                con.execute("SELECT * FROM ops.data_issue_events").fetchall())
+
+    def checked(con, run_id, run_time):
+        for table in ("data_issues", "data_issue_events"):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE before_{table} AS SELECT * FROM ops.{table}")
+        monkeypatch.setattr(issues_module, "_scoped", lambda *_: False)
+        update(con, run_id, run_time)
+        full = tables(con)
+        for table in ("data_issues", "data_issue_events"):
+            con.execute(f"DELETE FROM ops.{table}")
+            con.execute(f"INSERT INTO ops.{table} SELECT * FROM before_{table}")
+        monkeypatch.setattr(issues_module, "_scoped", scoped)
+        nights.append(scoped(con, run_id))
+        update(con, run_id, run_time)
+        assert tables(con) == full
+
+    monkeypatch.setattr(issues_module, "update", checked)
+    return nights
+
+
+def shuffled(files: dict[str, str], seed: int, per_night: int) -> list[dict[str, str]]:
+    items = list(files.items())
+    random.Random(seed).shuffle(items)
+    return [dict(items[i:i + per_night]) for i in range(0, len(items), per_night)]
+
+
+@pytest.mark.parametrize("nights", [
+    [exports(), NIGHT_2, NIGHT_3],
+    *(shuffled({**exports(), **NIGHT_2, **NIGHT_3}, seed, per_night) for seed, per_night in ((1, 1), (2, 1), (3, 3))),
+], ids=["three-nights", "one-a-night-1", "one-a-night-2", "three-a-night"])
+def test_a_night_scoped_to_its_files_equals_the_full_recompute(prefect, tmp_path, checked_update, nights):
+    """Nights with an enrollment, a decisions file, a quarantined file (the flow_mrd ZIP and its replacement)
+    and EDC snapshots (treatment, adverse events) among them: each recompute equals the full one."""
+    paths = Paths.under(tmp_path)
+    for night in nights:
+        write(paths.inbox, night)
+        run(paths)
+    assert len(checked_update) == len(nights)
+    assert True in checked_update
+
+
+def test_demo_exports_night_by_night_scoped_equal_the_full_recompute(prefect, tmp_path, checked_update):
+    """The demo's exports in their export-time order, five nights: the later nights are scoped."""
+    from car22.demo import generate
+
+    written = sorted(generate(tmp_path / "exports"), key=lambda p: p.name.rsplit("_", 1)[-1])
+    paths = Paths.under(tmp_path / "nightly")
+    paths.inbox.mkdir(parents=True, exist_ok=True)
+    size = -(-len(written) // 5)
+    for start in range(0, len(written), size):
+        for path in written[start:start + size]:
+            shutil.copyfile(path, paths.inbox / path.name)
+        run(paths)
+    assert True in checked_update
