@@ -1,5 +1,8 @@
-"""After a night that took no file, only the profiles that can have changed are written again: those of the
-participants with an open data issue, whose age moved on (car22.reports.trial_report.write_report)."""
+"""A night writes again only what can have changed (car22.reports.trial_report.write_report): without a file,
+the profiles of the participants with an open data issue, whose age moved on; with data, the profiles whose
+rows changed and the plots whose data changed. The pages are those of a full write."""
+import json
+import re
 import shutil
 
 import duckdb
@@ -90,3 +93,32 @@ def test_a_write_cut_short_is_made_whole_by_the_next(demo_night, tmp_path):
     (folder / names[2]).write_text("stale")
     trial_report.write_report(paths.warehouse, reports)
     assert _pages(folder) == full
+
+
+def _summary(reports):
+    """The trial summary without the time it was written, matplotlib's random SVG ids numbered in order (two
+    renders of the same data differ only there)."""
+    text = re.sub(r"page written [\d: -]+", "", (reports / trial_report.REPORT_NAME).read_text())
+    ids: dict[str, str] = {}
+    return re.sub(r"\b(?:C\d+_\d+_|[pmh])[0-9a-f]{10}\b", lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), text)
+
+
+def test_the_summary_draws_again_only_the_plots_whose_data_changed(demo_night, tmp_path):
+    paths, _, _ = demo_night
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(paths.warehouse, warehouse)
+    reports = tmp_path / "reports"
+    trial_report.write_report(warehouse, reports)
+    first = (reports / trial_report.REPORT_NAME).read_text()
+    drawn = json.loads((reports / trial_report.DRAWN_NAME).read_text())
+    trial_report.write_report(warehouse, reports)
+    assert re.sub(r"page written [\d: -]+", "", (reports / trial_report.REPORT_NAME).read_text()) == re.sub(
+        r"page written [\d: -]+", "", first)  # the same bytes: no plot drawn again
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE mart.rfs_curve SET survival = survival / 2 WHERE analysis = 'primary'")
+    trial_report.write_report(warehouse, reports)
+    again = json.loads((reports / trial_report.DRAWN_NAME).read_text())
+    assert {name for name in drawn if drawn[name] != again[name]} == {"km"}
+    full = tmp_path / "full"
+    trial_report.write_report(warehouse, full)
+    assert _summary(reports) == _summary(full)
