@@ -36,8 +36,10 @@ REPORT_NAME = "trial_report.html"
 # The plots' SVG by the digest of their data, beside the page: a plot whose data did not change is not drawn again.
 DRAWN_NAME = ".trial_report.drawn.json"
 Drawn = dict[str, tuple[str, str]]  # plot name: (digest of its data and of DRAWING_CODE, SVG)
-# A plot is its data drawn by this code and matplotlib: a new release of either draws every plot again.
-DRAWING_CODE = hashlib.md5(Path(__file__).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+# A plot is its data drawn by this code (the swimmer lanes link with profiles.link) and matplotlib: a new
+# release of either draws every plot again.
+DRAWING_CODE = hashlib.md5(Path(__file__).read_bytes() + Path(profiles.__file__).read_bytes()
+                           + matplotlib.__version__.encode()).hexdigest()
 # The page stays readable and quick at consortium scale (README, the `report` command): the swimmer plot and
 # the individual expansion curves show the most recently infused participants, a flag table its first rows;
 # cohort figures (medians, Kaplan-Meier, tallies) always use everyone, and the full lists are in mart.
