@@ -4,11 +4,14 @@ and dosing flags. Opened from the trial report's swimmer plot and tables; each p
 
 The rules of the trial report hold: rendered from the published warehouse, offline (inline SVG drawn here,
 no script, no external request), time as study days, no date of birth, date or other identifying field.
-Every table is read once and split by participant, so that thousands of pages stay quick.
+Every table is read once and split by participant, so that thousands of pages stay quick. A night rewrites
+only the pages whose rows changed (write_profiles: a digest per participant of the rows a page is built from).
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import os
 import re
 import shutil
@@ -20,10 +23,16 @@ from urllib.parse import quote
 import duckdb
 
 from car22.night.storage import write_whole
+from car22.reports import present
 from car22.reports.present import coded, grid, number, page, percent, unit, words
 from car22.sql import table_exists
 
 FOLDER = "profiles"
+# Beside the folder, not in it: the folder holds exactly the pages a full write gives.
+DIGESTS = f".{FOLDER}.digests.json"
+# A page is its rows rendered by this code: a new release (or DuckDB, which types the rows) changes every digest.
+RENDERER = hashlib.md5(Path(__file__).read_bytes() + Path(present.__file__).read_bytes()
+                       + duckdb.__version__.encode()).hexdigest()
 REPORT_LINK = "../trial_report.html#swimmer"
 
 # Timeline geometry (SVG user units; the picture scales to the page width).
@@ -39,7 +48,11 @@ MRD_COLOURS = {"NEGATIVE": "#1b9e77", "POSITIVE": "#d7191c", "POSITIVE_LOW": "#e
 
 def link(participant_id: str) -> str:
     """The profile page of a participant, relative to the reports folder."""
-    return f"{FOLDER}/{quote(participant_id, safe='')}.html"
+    return f"{FOLDER}/{_file_name(participant_id)}"
+
+
+def _file_name(participant_id: str) -> str:
+    return f"{quote(participant_id, safe='')}.html"
 
 
 QUERIES = {
@@ -86,24 +99,43 @@ QUERIES = {
 }
 
 
-def _by_participant(con: duckdb.DuckDBPyConnection, only: str | None = None) -> dict[str, dict[str, list]]:
-    """Each query's rows (named tuples) split by participant; a table not derived in this warehouse gives
-    none. Plain tuples, not frames: a page is built in about a millisecond. `only`: a SQL query of the
-    participant ids to read (all when None)."""
-    split: dict[str, dict[str, list]] = {}
+def _readable(con: duckdb.DuckDBPyConnection, only: list[str] | None) -> Iterator[tuple[str, str]]:
+    """(name, SQL) of each query whose tables this warehouse derived (a missing one gives no rows), limited to
+    the participants `only` names (all when None). The query's order is kept as a row number: a join (the IN)
+    need not keep it, and a page must list its rows as a full write does."""
     for name, sql in QUERIES.items():
         needed = set(re.findall(r"\b(?:core|mart|ops)\.\w+", sql))
-        split[name] = {}
-        if not all(table_exists(con, *t.split(".")) for t in needed):
-            continue
-        if only is not None:
-            sql = f"SELECT * FROM ({sql}) WHERE participant_id IN ({only})"
-        cursor = con.execute(sql)
+        if all(table_exists(con, *t.split(".")) for t in needed):
+            yield name, sql if only is None else (
+                f"SELECT * EXCLUDE (row_in_query) FROM (SELECT *, row_number() OVER () AS row_in_query FROM ({sql})) "
+                f"WHERE participant_id IN (SELECT unnest($only)) ORDER BY row_in_query")
+
+
+def _by_participant(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> dict[str, dict[str, list]]:
+    """Each query's rows (named tuples) split by participant. Plain tuples, not frames: a page is built in
+    about a millisecond. `only`: the participant ids to read (all when None)."""
+    split: dict[str, dict[str, list]] = {name: {} for name in QUERIES}
+    for name, sql in _readable(con, only):
+        cursor = con.execute(sql, None if only is None else {"only": only})
         row = namedtuple(name, [d[0] for d in cursor.description])  # noqa: PYI024
         for values in cursor.fetchall():
             record = row(*values)
             split[name].setdefault(record.participant_id, []).append(record)
     return split
+
+
+def _digests(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> dict[str, str]:
+    """Per enrolled participant (of `only`, all when None), an md5 of every row their page is built from (each
+    query's rows as JSON, sorted, so computed in SQL without reading the rows) and of RENDERER: the same
+    digest, the same page, byte for byte."""
+    parts: dict[str, list[str]] = {}
+    for name, sql in _readable(con, only):
+        for pid, digest in con.execute(
+                f"SELECT participant_id, md5(string_agg(to_json(r)::VARCHAR, chr(10) ORDER BY to_json(r)::VARCHAR)) "
+                f"FROM ({sql}) r GROUP BY participant_id", None if only is None else {"only": only}).fetchall():
+            parts.setdefault(pid, []).append(f"{name} {digest}")
+    enrolled = [pid for pid, own in parts.items() if own[0].startswith("participants ")]
+    return {pid: hashlib.md5("\n".join([RENDERER, *parts[pid]]).encode()).hexdigest() for pid in enrolled}
 
 
 def _day(value) -> str:
@@ -279,33 +311,84 @@ def render_profile(pid: str, person, facts: dict[str, list]) -> str:
 
 
 def write_profiles(con: duckdb.DuckDBPyConnection, out_dir: Path) -> Path:
-    """Every enrolled participant's page into out_dir/profiles/, replacing the previous set whole (a
-    participant no longer enrolled leaves no stale page): written into a hidden folder, then swapped in.
-    The pages can always be written again from the warehouse (`car22 report`)."""
+    """Every enrolled participant's page in out_dir/profiles/, as a full write gives them, rendering only what
+    changed: a page is written (replaced whole) when its participant's digest (_digests) differs from the one
+    kept beside the pages (DIGESTS) or the page is missing; anything else in the folder (the page of someone no
+    longer enrolled, a temporary left by a crash) is removed. With no digests kept, every page is written into
+    a fresh folder swapped in at once (no flush per page: thousands of them would take seconds). The pages can
+    always be written again from the warehouse (`car22 report`)."""
+    target = out_dir / FOLDER
+    digests = _digests(con)
+    kept = _kept_digests(out_dir)
+    if not kept or not target.is_dir():
+        _write_all(con, out_dir, digests)
+        return target
+    on_disk = {entry.name: entry for entry in target.iterdir()}
+    wanted = {_file_name(pid): pid for pid in digests}
+    changed = [pid for name, pid in wanted.items() if name not in on_disk or kept.get(pid) != digests[pid]]
+    gone = [entry for name, entry in on_disk.items() if name not in wanted]
+    if changed or gone or kept != digests:
+        _write(con, out_dir, changed, digests, gone)
+    return target
+
+
+def _write_all(con: duckdb.DuckDBPyConnection, out_dir: Path, digests: dict[str, str]) -> None:
+    """Every page, written into a hidden folder then swapped in (a participant no longer enrolled leaves no
+    stale page), then their digests."""
+    (out_dir / DIGESTS).unlink(missing_ok=True)
     target = out_dir / FOLDER
     building = out_dir / f".{FOLDER}.partial"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     for pid, text in _pages(con):
-        (building / link(pid).split("/", 1)[1]).write_text(text, encoding="utf-8")
+        (building / _file_name(pid)).write_text(text, encoding="utf-8")
     previous = out_dir / f".{FOLDER}.previous"
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
         os.rename(target, previous)
     os.rename(building, target)
     shutil.rmtree(previous, ignore_errors=True)
-    return target
+    _keep_digests(out_dir, digests)
 
 
 def refresh_open_issue_ages(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
     """After a night that took no file, only the ages of open data issues changed: rewrite the pages of the
     participants who have one, each page replaced whole, and leave the rest as they are."""
-    for pid, text in _pages(con, only="SELECT participant_id FROM ops.data_issues WHERE status = 'OPEN'"):
+    with_issue = [pid for pid, in con.execute(
+        "SELECT DISTINCT participant_id FROM ops.data_issues WHERE status = 'OPEN'").fetchall()]
+    _write(con, out_dir, with_issue, {**_kept_digests(out_dir), **_digests(con, with_issue)}, [])
+
+
+def _kept_digests(out_dir: Path) -> dict[str, str]:
+    """The digests of the pages in place; none (every page to write) when missing or of another RENDERER."""
+    try:
+        kept = json.loads((out_dir / DIGESTS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return kept["pages"] if kept["renderer"] == RENDERER else {}
+
+
+def _write(con: duckdb.DuckDBPyConnection, out_dir: Path, pids: list[str], digests: dict[str, str],
+           gone: list[Path]) -> None:
+    """Write the pages of `pids`, remove `gone`, then keep `digests`. The kept digests are removed first: a
+    write cut short leaves none, and the next one writes every page."""
+    (out_dir / DIGESTS).unlink(missing_ok=True)
+    for entry in gone:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for pid, text in _pages(con, pids):
         write_whole(out_dir / link(pid), text.encode("utf-8"))
+    _keep_digests(out_dir, digests)
 
 
-def _pages(con: duckdb.DuckDBPyConnection, only: str | None = None) -> Iterator[tuple[str, str]]:
-    """(participant id, page HTML) of every enrolled participant, or of those the `only` query names."""
+def _keep_digests(out_dir: Path, digests: dict[str, str]) -> None:
+    write_whole(out_dir / DIGESTS, json.dumps({"renderer": RENDERER, "pages": digests}, sort_keys=True).encode())
+
+
+def _pages(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> Iterator[tuple[str, str]]:
+    """(participant id, page HTML) of every enrolled participant, or of those `only` names."""
     split = _by_participant(con, only)
     for pid, (person,) in split["participants"].items():
         yield pid, render_profile(pid, person, {name: rows[pid] for name, rows in split.items() if pid in rows})

@@ -7,8 +7,11 @@ field is read; participants appear by their pseudonymous trial ID and time by st
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import io
+import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +33,13 @@ from car22.sql import table_exists  # noqa: E402
 from car22.submission.manifest import package_folder, submission_note  # noqa: E402
 
 REPORT_NAME = "trial_report.html"
+# The plots' SVG by the digest of their data, beside the page: a plot whose data did not change is not drawn again.
+DRAWN_NAME = ".trial_report.drawn.json"
+Drawn = dict[str, tuple[str, str]]  # plot name: (digest of its data and of DRAWING_CODE, SVG)
+# A plot is its data drawn by this code (the swimmer lanes link with profiles.link) and matplotlib: a new
+# release of either draws every plot again.
+DRAWING_CODE = hashlib.md5(Path(__file__).read_bytes() + Path(profiles.__file__).read_bytes()
+                           + matplotlib.__version__.encode()).hexdigest()
 # The page stays readable and quick at consortium scale (README, the `report` command): the swimmer plot and
 # the individual expansion curves show the most recently infused participants, a flag table its first rows;
 # cohort figures (medians, Kaplan-Meier, tallies) always use everyone, and the full lists are in mart.
@@ -51,6 +61,24 @@ def _svg(figure) -> str:
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
+
+
+def _drawn(drawn: Drawn | None, name: str, draw: Callable[..., str], *data) -> str:
+    """draw(*data), or the SVG drawn last time from the same data (`drawn`, kept beside the page): matplotlib
+    takes seconds, and most nights change the data of no plot or of one."""
+    key = hashlib.md5(DRAWING_CODE.encode())
+    for item in data:
+        if isinstance(item, pd.DataFrame):
+            key.update(repr((list(item.columns), list(map(str, item.dtypes)))).encode())
+            key.update(pd.util.hash_pandas_object(item, index=True).to_numpy().tobytes())
+        else:
+            key.update(repr(item).encode())
+    if drawn is not None and drawn.get(name, ("",))[0] == key.hexdigest():
+        return drawn[name][1]
+    svg = draw(*data)
+    if drawn is not None:
+        drawn[name] = (key.hexdigest(), svg)
+    return svg
 
 
 def _day_ticks(axis, last_day: float) -> None:
@@ -80,7 +108,7 @@ def _latest_infused(con: duckdb.DuckDBPyConnection, limit: int) -> tuple[list[st
     return infused[:limit], len(infused)
 
 
-def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
+def swimmer_plot(con: duckdb.DuckDBPyConnection, drawn: Drawn | None = None) -> str:
     """One lane per infused participant from infusion to last follow-up, with marrow MRD results, relapse,
     HSCT and death. Each lane and its label link to the participant's profile page (SVG links); the legend
     stands beside the lanes, never over them."""
@@ -93,9 +121,15 @@ def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
         FROM core.participants WHERE participant_id IN (SELECT unnest(?)) ORDER BY participant_id DESC""",
                          [shown]).df()
     marrow = con.sql("SELECT participant_id, study_day, mrd_status FROM mart.mrd_assessments "
-                     "WHERE specimen = 'BM' AND study_day >= 0").df()
+                     "WHERE specimen = 'BM' AND study_day >= 0 ORDER BY ALL").df()
     relapses = con.sql("SELECT participant_id, time_days FROM mart.rfs WHERE analysis = 'sensitivity' AND event "
-                       "AND event_type <> 'DEATH'").df()
+                       "AND event_type <> 'DEATH' ORDER BY ALL").df()
+    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
+            f"(all of them: core.participants, mart.mrd_assessments, mart.rfs).</p>" if infused > len(shown) else "")
+    return note + _drawn(drawn, "swimmer", _draw_swimmer, people, marrow, relapses)
+
+
+def _draw_swimmer(people: pd.DataFrame, marrow: pd.DataFrame, relapses: pd.DataFrame) -> str:
     figure, axis = plt.subplots(figsize=(9, 0.32 * max(len(people), 4) + 1.2))
     lanes = {pid: i for i, pid in enumerate(people.participant_id)}
     bars = axis.barh(list(lanes.values()), people.last_day.fillna(0), color="#d9d9d9", height=0.6,
@@ -126,9 +160,7 @@ def swimmer_plot(con: duckdb.DuckDBPyConnection) -> str:
     if axis.get_legend_handles_labels()[1]:  # nobody infused yet: no legend (matplotlib warns on an empty one)
         axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     axis.grid(axis="x", alpha=0.3)
-    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
-            f"(all of them: core.participants, mart.mrd_assessments, mart.rfs).</p>" if infused > len(shown) else "")
-    return note + _svg(figure)
+    return _svg(figure)
 
 
 def _limit_line(rows: pd.DataFrame, assay: str) -> tuple[float, str]:
@@ -146,7 +178,7 @@ def _limit_line(rows: pd.DataFrame, assay: str) -> tuple[float, str]:
     return line, f"{what}: drawn on this line, not a level"
 
 
-def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
+def expansion_plot(con: duckdb.DuckDBPyConnection, drawn: Drawn | None = None) -> str:
     """CD22 CAR expansion per participant on a log scale, cells/µL (flow) and copies/µg (qPCR), with the
     cohort median at each scheduled day. Results below the limit are marked points on a drawn limit line,
     and the curves break there: a plateau on the line would look like persistence (issue 18)."""
@@ -160,6 +192,12 @@ def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
     if levels.empty:
         return _empty("No CD22 CAR level measured after infusion yet.")
     shown, infused = _latest_infused(con, EXPANSION_CURVES)
+    note = (f"<p class='meta'>Grey lines: the {len(shown)} most recently infused of {infused:,} participants; "
+            f"the median is over everyone.</p>" if infused > len(shown) else "")
+    return note + _drawn(drawn, "expansion", _draw_expansion, levels, shown)
+
+
+def _draw_expansion(levels: pd.DataFrame, shown: list[str]) -> str:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, (assay, title, measured) in zip(axes, (("flow_abs", "Flow cytometry", "CAR22+ T cells per µL blood"),
                                                  ("qpcr", "qPCR", "CD22 CAR transgene copies per µg gDNA"))):
@@ -192,12 +230,10 @@ def expansion_plot(con: duckdb.DuckDBPyConnection) -> str:
         _day_ticks(axis, max(rows.study_day.max(), 1))
         axis.legend(fontsize=7, loc="upper right")
         axis.grid(alpha=0.3)
-    note = (f"<p class='meta'>Grey lines: the {len(shown)} most recently infused of {infused:,} participants; "
-            f"the median is over everyone.</p>" if infused > len(shown) else "")
-    return note + _svg(figure)
+    return _svg(figure)
 
 
-def km_plot(con: duckdb.DuckDBPyConnection) -> tuple[str, pd.DataFrame]:
+def km_plot(con: duckdb.DuckDBPyConnection, drawn: Drawn | None = None) -> tuple[str, pd.DataFrame]:
     """Kaplan–Meier RFS (primary analysis) with its 95 % band, censoring ticks and numbers at risk."""
     curve = con.sql("SELECT * FROM mart.rfs_curve WHERE analysis = 'primary' ORDER BY time_days").df()
     rfs = con.sql("SELECT time_days, event FROM mart.rfs WHERE analysis = 'primary'").df()
@@ -205,6 +241,10 @@ def km_plot(con: duckdb.DuckDBPyConnection) -> tuple[str, pd.DataFrame]:
                             "at risk": [int((rfs.time_days >= d).sum()) for d in RISK_DAYS]})
     if curve.empty or rfs.empty:
         return _empty("No participant infused yet: the curve starts with the first infusion."), at_risk
+    return _drawn(drawn, "km", _draw_km, curve), at_risk
+
+
+def _draw_km(curve: pd.DataFrame) -> str:
     figure, axis = plt.subplots(figsize=(9, 4.5))
     axis.step(curve.time_days, curve.survival, where="post", color="#1565c0", linewidth=2, label="RFS")
     if curve.ci_lower.notna().any():
@@ -223,14 +263,19 @@ def km_plot(con: duckdb.DuckDBPyConnection) -> tuple[str, pd.DataFrame]:
     axis.set_ylabel("relapse-free survival (% of participants)")
     axis.legend(loc="lower left", fontsize=8)
     axis.grid(alpha=0.3)
-    return _svg(figure), at_risk
+    return _svg(figure)
 
 
-def grade_distribution_plot(con: duckdb.DuckDBPyConnection) -> str:
+def grade_distribution_plot(con: duckdb.DuckDBPyConnection, drawn: Drawn | None = None) -> str:
     counts = con.sql("""SELECT 'CRS' AS scale, max_grade, count(*) AS n FROM mart.crs_summary GROUP BY ALL
-                        UNION ALL SELECT 'ICANS', max_grade, count(*) FROM mart.icans_summary GROUP BY ALL""").df()
+                        UNION ALL SELECT 'ICANS', max_grade, count(*) FROM mart.icans_summary GROUP BY ALL
+                        ORDER BY ALL""").df()
     if counts.empty:
         return _empty("No CRS or ICANS assessment of an infused participant yet.")
+    return _drawn(drawn, "grades", _draw_grades, counts)
+
+
+def _draw_grades(counts: pd.DataFrame) -> str:
     figure, axis = plt.subplots(figsize=(7, 3))
     width = 0.38
     for offset, scale, colour in ((-width / 2, "CRS", "#ef6c00"), (width / 2, "ICANS", "#6a1b9a")):
@@ -253,7 +298,7 @@ ICAHT_END_WORDS = {"RELAPSE_MORPHOLOGIC": "morphologic relapse", "RELAPSE_EXTRAM
                    "RELAPSE_MRD": "MRD relapse", "HSCT": "HSCT", "NEXT_THERAPY": "next therapy", "DEATH": "death"}
 
 
-def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
+def blood_count_plot(con: duckdb.DuckDBPyConnection, drawn: Drawn | None = None) -> str:
     """ANC and platelet courses over days 0-30 (the early ICAHT phase) on a log scale, each participant coloured
     by their early grade, with the ICAHT thresholds drawn; below-LLOQ results are marked at the axis floor,
     never drawn as values."""
@@ -263,8 +308,15 @@ def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
                coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ' AS blq
         FROM core.lab_results
         WHERE test_code IN ('ANC', 'PLT') AND study_day BETWEEN 0 AND 30 AND participant_id IN (SELECT unnest(?))
-          AND (value IS NOT NULL OR coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ')""", [shown]).df()
-    grades = con.sql("SELECT participant_id, scale, grade FROM mart.icaht WHERE phase = 'early'").df()
+          AND (value IS NOT NULL OR coalesce(below_lloq, FALSE) OR result_kind = 'BELOW_LLOQ') ORDER BY ALL""",
+                       [shown]).df()
+    grades = con.sql("SELECT participant_id, scale, grade FROM mart.icaht WHERE phase = 'early' ORDER BY ALL").df()
+    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
+            f"(all of them: core.lab_results, mart.icaht).</p>" if infused > len(shown) else "")
+    return note + _drawn(drawn, "blood_counts", _draw_blood_counts, labs, grades)
+
+
+def _draw_blood_counts(labs: pd.DataFrame, grades: pd.DataFrame) -> str:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"wspace": 0.3})
     for axis, (code, scale, label, thresholds, sign) in zip(axes, COURSE_PANELS):
         early = grades[grades.scale == scale].set_index("participant_id").grade
@@ -290,9 +342,7 @@ def blood_count_plot(con: duckdb.DuckDBPyConnection) -> str:
         axis.set_ylabel(label)
         axis.set_title(f"{code}, days 0-30", fontsize=10)
         axis.grid(alpha=0.3)
-    note = (f"<p class='meta'>The {len(shown)} most recently infused of {infused:,} participants "
-            f"(all of them: core.lab_results, mart.icaht).</p>" if infused > len(shown) else "")
-    return note + _svg(figure)
+    return _svg(figure)
 
 
 def hematotoxicity_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -335,8 +385,8 @@ def _tonight(con: duckdb.DuckDBPyConnection, run_id: int | None) -> str:
 
 
 def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/index.html",
-           submission: str = "") -> str:
-    """The whole page as HTML text."""
+           submission: str = "", drawn: Drawn | None = None) -> str:
+    """The whole page as HTML text; `drawn`: the plots drawn last time, updated with this page's (_drawn)."""
     run = con.sql("SELECT run_id, finished_at, status, config_hash, code_version FROM ops.runs "
                   "WHERE status = 'completed' ORDER BY run_id DESC LIMIT 1").df()
     status = con.sql("""SELECT count(*) AS enrolled, count(*) FILTER (WHERE infused) AS infused,
@@ -355,7 +405,7 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
                     for lo, hi in zip(endpoints.ci_lower, endpoints.ci_upper)],
         "participants": endpoints.n, "events": endpoints.n_events, "at risk at day 365": endpoints.n_at_risk,
         "why no estimate": endpoints.null_reason.map(coded)})
-    km_svg, at_risk = km_plot(con)
+    km_svg, at_risk = km_plot(con, drawn)
     tally = con.sql("""SELECT toxicity, scale, n_participants, n_any, pct_any, n_grade_ge3, pct_grade_ge3,
                        n_grade_1, n_grade_2, n_grade_3, n_grade_4, n_grade_5
                        FROM mart.toxicity_tally WHERE "window" = 'overall' ORDER BY scale, n_any DESC, toxicity""").df()
@@ -407,14 +457,14 @@ def render(con: duckdb.DuckDBPyConnection, data_docs_link: str = "data_docs/inde
         ("status", "Enrollment and infusion", _table(status)),
         ("freshness", "Data freshness per source", _table(freshness, "No file loaded yet.")),
         ("tonight", "What changed in the last run", _tonight(con, run_id)),
-        ("swimmer", "Course of every infused participant", swimmer_plot(con)),
+        ("swimmer", "Course of every infused participant", swimmer_plot(con, drawn)),
         ("endpoint", "Primary endpoint: 1-year relapse-free survival",
          _table(endpoints) + km_svg + "<h3>Numbers at risk (primary analysis)</h3>" + _table(pd.DataFrame(
              [at_risk["at risk"].tolist()], columns=[f"day {d}" for d in at_risk.day]))),
-        ("expansion", "CD22 CAR T-cell expansion and persistence", expansion_plot(con) + _table(kinetics)),
-        ("toxicity", "Toxicity: worst grade per participant (overall)", grade_distribution_plot(con) + _table(tally)),
+        ("expansion", "CD22 CAR T-cell expansion and persistence", expansion_plot(con, drawn) + _table(kinetics)),
+        ("toxicity", "Toxicity: worst grade per participant (overall)", grade_distribution_plot(con, drawn) + _table(tally)),
         ("hematotox", "Hematotoxicity: ICAHT (EHA/EBMT) and CAR-HEMATOTOX",
-         (blood_count_plot(con) + "<p class='meta'>ICAHT grades depth and duration (days below a threshold, daily values carried "
+         (blood_count_plot(con, drawn) + "<p class='meta'>ICAHT grades depth and duration (days below a threshold, daily values carried "
           "forward as mart.icaht.method says); the CTCAE cytopenias above grade single results.</p>"
           + _table(hematotoxicity_table(con), "No infused participant.", "mart.icaht, mart.hematotox"))
          if table_exists(con, "mart", "icaht") else "<p>Not derived in this warehouse.</p>"),
@@ -438,12 +488,19 @@ def write_report(warehouse: Path, out_dir: Path, *, data_changed: bool = True) -
     """Render the report and every participant's profile page (car22.reports.profiles) from a (published,
     read-only) warehouse into out_dir/trial_report.html and out_dir/profiles/. After a night that changed no
     data (`data_changed` False) and with the pages in place, a profile changes only by the age of an open
-    data issue: only those pages are rewritten."""
+    data issue: only those pages are rewritten. A plot whose data did not change is taken as drawn last time
+    (DRAWN_NAME), so the page is the one a full render gives."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    drawn_file = out_dir / DRAWN_NAME
+    try:
+        drawn: Drawn = json.loads(drawn_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        drawn = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        text = render(con, submission=submission_note(package_folder(warehouse)))
+        text = render(con, submission=submission_note(package_folder(warehouse)), drawn=drawn)
         if data_changed or not (out_dir / profiles.FOLDER).is_dir():
             profiles.write_profiles(con, out_dir)
         else:
             profiles.refresh_open_issue_ages(con, out_dir)
+    write_whole(drawn_file, json.dumps(drawn, sort_keys=True).encode("utf-8"))
     return write_whole(out_dir / REPORT_NAME, text.encode("utf-8"))

@@ -1,5 +1,8 @@
-"""After a night that took no file, only the profiles that can have changed are written again: those of the
-participants with an open data issue, whose age moved on (car22.reports.trial_report.write_report)."""
+"""A night writes again only what can have changed (car22.reports.trial_report.write_report): without a file,
+the profiles of the participants with an open data issue, whose age moved on; with data, the profiles whose
+rows changed and the plots whose data changed. The pages are those of a full write."""
+import json
+import re
 import shutil
 
 import duckdb
@@ -35,3 +38,87 @@ def test_without_pages_in_place_every_profile_is_written(demo_night, tmp_path):
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         enrolled = {pid for pid, in con.execute("SELECT participant_id FROM core.participants").fetchall()}
     assert {page.stem for page in (tmp_path / profiles.FOLDER).glob("*.html")} == enrolled
+
+
+def _pages(folder):
+    return {page.name: page.read_bytes() for page in folder.iterdir()}
+
+
+def test_a_night_with_data_rewrites_only_the_changed_profiles_and_equals_a_full_write(demo_night, tmp_path):
+    """Changed rows, a participant no longer enrolled and a new one: the pages equal a full write of the new
+    warehouse byte for byte, and the pages of everyone else are left as they were (same file, same time)."""
+    paths, _, _ = demo_night
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(paths.warehouse, warehouse)
+    reports = tmp_path / "reports"
+    trial_report.write_report(warehouse, reports)
+    folder = reports / profiles.FOLDER
+    before = {page.name: page.stat() for page in folder.iterdir()}
+    with duckdb.connect(str(warehouse)) as con:
+        first, second, gone, template = [pid for pid, in con.execute(
+            "SELECT participant_id FROM core.participants ORDER BY participant_id LIMIT 4").fetchall()]
+        con.execute("UPDATE core.participants SET last_contact_date = last_contact_date + 30 "
+                    "WHERE participant_id = ?", [first])
+        con.execute("INSERT INTO core.adverse_events SELECT * REPLACE (? AS participant_id) FROM core.adverse_events "
+                    "LIMIT 1", [second])
+        con.execute("DELETE FROM core.participants WHERE participant_id = ?", [gone])
+        con.execute("INSERT INTO core.participants SELECT * REPLACE ('CD22-NEW' AS participant_id) "
+                    "FROM core.participants WHERE participant_id = ?", [template])
+    trial_report.write_report(warehouse, reports)
+    full = tmp_path / "full"
+    trial_report.write_report(warehouse, full)
+    assert _pages(folder) == _pages(full / profiles.FOLDER)
+    assert not (reports / profiles.link(gone)).exists()
+    after = {page.name: page.stat() for page in folder.iterdir()}
+    rewritten = {name for name in after if name not in before or (after[name].st_ino, after[name].st_mtime_ns)
+                 != (before[name].st_ino, before[name].st_mtime_ns)}
+    assert rewritten == {profiles.link(pid).split("/")[1] for pid in (first, second, "CD22-NEW")}
+
+
+def test_a_write_cut_short_is_made_whole_by_the_next(demo_night, tmp_path):
+    """A page missing, a temporary left in the folder, a stray page, then no digests kept: the next write gives
+    exactly the pages of a full write."""
+    paths, _, _ = demo_night
+    reports = tmp_path / "reports"
+    trial_report.write_report(paths.warehouse, reports)
+    folder = reports / profiles.FOLDER
+    full = _pages(folder)
+    names = sorted(full)
+    (folder / names[0]).unlink()
+    (folder / f"{names[1]}.partial").write_text("half a page")
+    (folder / "CD22-GONE.html").write_text("stale")
+    trial_report.write_report(paths.warehouse, reports)
+    assert _pages(folder) == full
+    (reports / profiles.DIGESTS).unlink()
+    (folder / names[2]).write_text("stale")
+    trial_report.write_report(paths.warehouse, reports)
+    assert _pages(folder) == full
+
+
+def _summary(reports):
+    """The trial summary without the time it was written, matplotlib's random SVG ids numbered in order (two
+    renders of the same data differ only there)."""
+    text = re.sub(r"page written [\d: -]+", "", (reports / trial_report.REPORT_NAME).read_text())
+    ids: dict[str, str] = {}
+    return re.sub(r"\b(?:C\d+_\d+_|[pmh])[0-9a-f]{10}\b", lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), text)
+
+
+def test_the_summary_draws_again_only_the_plots_whose_data_changed(demo_night, tmp_path):
+    paths, _, _ = demo_night
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(paths.warehouse, warehouse)
+    reports = tmp_path / "reports"
+    trial_report.write_report(warehouse, reports)
+    first = (reports / trial_report.REPORT_NAME).read_text()
+    drawn = json.loads((reports / trial_report.DRAWN_NAME).read_text())
+    trial_report.write_report(warehouse, reports)
+    assert re.sub(r"page written [\d: -]+", "", (reports / trial_report.REPORT_NAME).read_text()) == re.sub(
+        r"page written [\d: -]+", "", first)  # the same bytes: no plot drawn again
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE mart.rfs_curve SET survival = survival / 2 WHERE analysis = 'primary'")
+    trial_report.write_report(warehouse, reports)
+    again = json.loads((reports / trial_report.DRAWN_NAME).read_text())
+    assert {name for name in drawn if drawn[name] != again[name]} == {"km"}
+    full = tmp_path / "full"
+    trial_report.write_report(warehouse, full)
+    assert _summary(reports) == _summary(full)
