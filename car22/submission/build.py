@@ -153,10 +153,82 @@ def prepare(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> None:
                     [(c["codelist"], c["value"], c["decode"], c["source"] or None) for c in codelists()])
 
 
-def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> Iterator[Table]:
+@dataclass(frozen=True)
+class Subject:
+    """A USUBJID's records in a built dataset: they are consecutive (USUBJID is the first key after the constant
+    STUDYID), from row `first` on, and `digest` changes whenever any of their values does."""
+
+    usubjid: str
+    first: int
+    records: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """One dataset built into the temp table `temp`, in record order: read whole, by rows, or by subject."""
+
+    con: duckdb.DuckDBPyConnection
+    dataset: Dataset
+    temp: str
+
+    @property
+    def records(self) -> int:
+        return self.con.sql(f"SELECT count(*) FROM {self.temp}").fetchall()[0][0]
+
+    def table(self, first: int = 0, stop: int | None = None) -> Table:
+        """The records from row `first` up to `stop` (all when None) as a Table."""
+        rows = f"rowid >= {int(first)}" + ("" if stop is None else f" AND rowid < {int(stop)}")
+        table = Table(self.dataset, _frame(self.con, self.dataset, self.temp, rows))
+        _check_text_limit(table)
+        return table
+
+    def lengths(self) -> dict[str, int]:
+        """Each text variable's longest transport value in bytes (at least 1), over all records: what the
+        transport file, the Dataset-JSON and the Define-XML declare. One scan: an ASCII value (as many bytes as
+        characters) is its own transport value; the few others are converted here. A value over the 200-byte
+        limit is refused, naming the first such record (cdisc.md)."""
+        texts = [v.name for v in self.dataset.variables if v.type in TEXT]
+        if not texts:
+            return {}
+        found = self.con.sql("SELECT " + ", ".join(
+            f'max(strlen("{name}")) FILTER (WHERE strlen("{name}") = length("{name}")), '
+            f'list(DISTINCT "{name}") FILTER (WHERE strlen("{name}") <> length("{name}"))' for name in texts)
+            + f" FROM {self.temp}").fetchall()[0]
+        lengths, too_long = {}, []
+        for position, name in enumerate(texts):
+            longest_ascii, others = found[2 * position], found[2 * position + 1] or []
+            converted = {value: ascii_text(value) for value in others}
+            lengths[name] = max([longest_ascii or 0, 1] + [len(v) for v in converted.values()])
+            if lengths[name] > MAX_TEXT_BYTES:
+                over = [v for v in others if len(converted[v]) > MAX_TEXT_BYTES]
+                too_long += self.con.sql(
+                    f'SELECT min(rowid) FROM {self.temp} WHERE "{name}" IN (SELECT unnest(?)) '
+                    f'OR (strlen("{name}") = length("{name}") AND strlen("{name}") > {MAX_TEXT_BYTES})',
+                    params=[over]).fetchall()[0]
+        if too_long:
+            self.table(min(too_long), min(too_long) + 1)  # refuses the record, naming its value
+        return lengths
+
+    def subjects(self) -> list[Subject]:
+        """Every USUBJID's run of records, in record order, with a digest of their values (the text form of
+        each record, hashed and summed: the records' order is a function of their values, see _order)."""
+        every = ", ".join(f'"{v.name}"' for v in self.dataset.variables)
+        found = self.con.sql(f"""SELECT "USUBJID", min(rowid), count(*), max(rowid),
+                                        CAST(sum(hash(CAST(row({every}) AS VARCHAR))) AS VARCHAR)
+                                 FROM {self.temp} GROUP BY "USUBJID" ORDER BY min(rowid)""").fetchall()
+        for usubjid, first, records, last, _ in found:
+            if usubjid is None or last - first + 1 != records:
+                raise ValueError(f"{self.dataset.name}: the records of USUBJID {usubjid!r} are not consecutive: "
+                                 f"its keys must start with STUDYID, USUBJID")
+        return [Subject(usubjid, first, records, digest) for usubjid, first, records, _, digest in found]
+
+
+def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> Iterator[Built]:
     """Every dataset from the warehouse behind `con`, one at a time in package order (read-only is enough: only
     temp objects are created). Each dataset is a temp table (sdtm_dm, ..., adam_adsl, ...) as long as a later
-    model reads it (the ADaM models read SDTM), then dropped, so DuckDB holds no more than it needs."""
+    model reads it (the ADaM models read SDTM), then dropped, so DuckDB holds no more than it needs: a dataset
+    yielded is readable until the next one is asked for."""
     prepare(con, protocol)
     chosen = datasets()
     models = {d.name: (MODELS / f"{d.sql}.sql").read_text(encoding="utf-8") for d in chosen}
@@ -165,13 +237,11 @@ def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> Iterator[Table]
         temp = f"{dataset.folder}_{dataset.name.lower()}"
         _create(con, dataset, models[dataset.name], temp)
         kept.append(temp)
-        table = Table(dataset, _frame(con, dataset, temp))
-        _check_text_limit(table)
+        yield Built(con, dataset, temp)
         later = [models[d.name] for d in chosen[index + 1:]]
         for done in [t for t in kept if not any(re.search(rf"\b{t}\b", model) for model in later)]:
             con.execute(f"DROP TABLE {done}")
             kept.remove(done)
-        yield table
 
 
 def _order(dataset: Dataset) -> str:
@@ -206,8 +276,8 @@ def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: 
                     f'(PARTITION BY "USUBJID" ORDER BY rowid) AS INTEGER) AS n FROM {temp}) s WHERE {temp}.rowid = s.r')
 
 
-def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str) -> pd.DataFrame:
-    """The records of temp table `temp` as a Table frame. Text comes dictionary-coded through one temporary
+def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str, rows: str) -> pd.DataFrame:
+    """The records of temp table `temp` that the condition `rows` selects, as a Table frame. Text comes dictionary-coded through one temporary
     ENUM type per column; numbers and dates come as masked arrays, which keep null apart from a float NaN."""
     texts = [v for v in dataset.variables if v.type in TEXT]
     others = [v for v in dataset.variables if v.type not in TEXT]
@@ -215,14 +285,14 @@ def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str) -> pd.Da
     try:
         for name, enum in enums.items():
             con.execute(f'CREATE OR REPLACE TEMP TYPE {enum} AS ENUM '
-                        f'(SELECT DISTINCT "{name}" FROM {temp} WHERE "{name}" IS NOT NULL)')
+                        f'(SELECT DISTINCT "{name}" FROM {temp} WHERE {rows} AND "{name}" IS NOT NULL)')
         casts = ", ".join(f'CAST("{name}" AS {enum}) AS "{name}"' for name, enum in enums.items())
-        coded = con.sql(f"SELECT {casts} FROM {temp}").df() if texts else None
+        coded = con.sql(f"SELECT {casts} FROM {temp} WHERE {rows}").df() if texts else None
     finally:
         for enum in enums.values():
             con.execute(f"DROP TYPE IF EXISTS {enum}")
     numbers = con.sql("SELECT " + ", ".join(f'"{v.name}"' for v in others)
-                      + f" FROM {temp}").fetchnumpy() if others else {}
+                      + f" FROM {temp} WHERE {rows}").fetchnumpy() if others else {}
     columns = {}
     for variable in dataset.variables:
         if variable.type in TEXT:

@@ -41,7 +41,7 @@ def _description(parent: ET.Element, text: str) -> None:
 def define_xml(datasets: list[Dataset], lengths: dict[str, dict[str, int]], standard: str, protocol: Protocol,
                created: str, version: str) -> bytes:
     """The define.xml of the `standard` ("SDTM" or "ADaM") folder: its datasets and, by dataset and variable,
-    the length of every text variable (files.text_lengths)."""
+    the length of every text variable (build.Built.lengths)."""
     settings = protocol["cdisc"]
     studyid = settings["studyid"]
     tabulation = standard == "SDTM"

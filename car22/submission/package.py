@@ -23,10 +23,10 @@ import duckdb
 from car22.config import Protocol, load_protocol
 from car22.submission.build import build, datasets
 from car22.submission.define import define_xml
-from car22.submission.files import text_lengths, write_json, write_xpt
 from car22.submission.manifest import MANIFEST
+from car22.submission.writer import previous, write_dataset, writer_key
 
-DUCKDB_MEMORY = "512MB"  # what DuckDB may hold (the datasets' temp tables, its sorts); beyond it, it spills to disk
+DUCKDB_MEMORY = "1GB"  # what DuckDB may hold (the datasets' temp tables, its sorts); beyond it, it spills to disk
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Written:
     folder: Path
     written_at: str
     records: dict[str, int]
+    copied: dict[str, int]  # by dataset, the records copied from the previous package (car22.submission.writer)
 
 
 def _version() -> str:
@@ -70,16 +71,18 @@ def write_package(warehouse: Path, out: Path, protocol: Protocol | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            records, lengths = {}, {}
-            for table in build(con, protocol):
-                dataset = table.dataset
+            records, lengths, copied, key = {}, {}, {}, writer_key()
+            for built in build(con, protocol):
+                dataset = built.dataset
                 stem = staging / dataset.folder / dataset.name.lower()
                 stem.parent.mkdir(parents=True, exist_ok=True)
-                write_xpt(table, stem.with_suffix(".xpt"))
-                write_json(table, stem.with_suffix(".json"), created=created,
-                           study_oid=f"STUDY.{protocol['cdisc']['studyid']}", last_modified=last_modified,
-                           version=version)
-                records[dataset.name], lengths[dataset.name] = table.records, text_lengths(table)
+                lengths[dataset.name] = built.lengths()
+                outcome = write_dataset(built, stem, lengths[dataset.name],
+                                        previous(out, built, lengths[dataset.name], key), key, created=created,
+                                        study_oid=f"STUDY.{protocol['cdisc']['studyid']}",
+                                        last_modified=last_modified, version=version)
+                records[dataset.name] = outcome.records
+                copied[dataset.name] = outcome.copied
             for standard in ("SDTM", "ADaM"):
                 chosen = [d for d in datasets() if d.standard == standard]
                 (staging / standard.lower() / "define.xml").write_bytes(
@@ -94,7 +97,7 @@ def write_package(warehouse: Path, out: Path, protocol: Protocol | None = None,
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return Written(out, created, records)
+    return Written(out, created, records, copied)
 
 
 def _swap(staging: Path, out: Path) -> None:

@@ -34,7 +34,7 @@ def schema() -> dict:
 def built(warehouse: Path) -> dict[str, Table]:
     """The datasets as built straight from the warehouse: what every file must hold."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {table.dataset.name: table for table in build(con, load_protocol())}
+        return {built.dataset.name: built.table() for built in build(con, load_protocol())}
 
 
 def rows(table: Table) -> list[tuple]:

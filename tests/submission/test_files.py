@@ -19,7 +19,7 @@ def variable(name: str, kind: str) -> Variable:
 
 
 @pytest.mark.parametrize("names", [["TEXT", "COUNT", "VALUE", "ADT"], ["VALUE"]])
-def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch, names):
+def test_json_text_is_json_dumps_of_the_document(names):
     kinds = {"TEXT": "text", "COUNT": "integer", "VALUE": "float", "ADT": "sasdate"}
     dataset = Dataset("XX", "ADaM", "Edge values", "BASIC DATA STRUCTURE", "", "One record per value", "xx",
                       tuple(variable(name, kinds[name]) for name in names))
@@ -34,12 +34,13 @@ def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch, names):
                         dtype="datetime64[D]"),
     })
     table = Table(dataset, frame[names])
-    monkeypatch.setattr(files, "JSON_RECORDS_AT_ONCE", 3)  # several slices, the last one short
-    path = tmp_path / "xx.json"
-    files.write_json(table, path, created="2026-12-02T03:00:00+00:00", study_oid="STUDY.X", last_modified="2026-12-01",
-                     version="1")
+    # written as the package writer does: the head, slices of records (here of 3, the last one short), the tail
+    pieces = [files.json_records(Table(dataset, frame[names].iloc[start:start + 3])) for start in range(0, 7, 3)]
+    lengths = {"TEXT": 20} if "TEXT" in names else {}
+    written = (files.json_head(dataset, table.records, lengths, created="2026-12-02T03:00:00+00:00",
+                               study_oid="STUDY.X", version="1")
+               + ",".join(text for text, _ in pieces) + files.json_tail("2026-12-01"))
 
-    written = path.read_text(encoding="ascii")
     document = json.loads(written)
     rows = [[v.isoformat() if isinstance(v, date) else v for v in row]
             for row in zip(*(table.column(name) for name in table.columns))]
@@ -48,3 +49,6 @@ def test_json_text_is_json_dumps_of_the_document(tmp_path, monkeypatch, names):
     assert written == json.dumps({**{k: v for k, v in document.items() if k not in ("rows", "dbLastModifiedDateTime")},
                                   "rows": rows, "dbLastModifiedDateTime": "2026-12-01"},
                                  ensure_ascii=True, separators=(",", ":"))
+    # each record's size, which the package index keeps to find a subject's records again
+    sizes = [int(size) for _, piece_sizes in pieces for size in piece_sizes]
+    assert sizes == [len(json.dumps(row, ensure_ascii=True, separators=(",", ":"))) for row in rows]

@@ -1,0 +1,227 @@
+"""One dataset's two files (<name>.xpt and <name>.json), written a slice of records at a time, with the records
+of every subject whose records did not change copied byte for byte from the previous package.
+
+Why this is exact: a dataset's records are sorted by STUDYID, USUBJID first (cdisc.md: keys), so a subject's
+records are consecutive in both files; a record's bytes depend only on its values and on the declared text
+lengths; and --SEQ counts within a subject. So when the declared lengths and the writer (this code, the
+metadata, the libraries) are those of the previous package, a subject whose records have the same digest
+(build.Subject) has the same bytes there, at offsets its index gives. Anything else is written anew. The
+tests hold a package written this way equal, byte for byte apart from the creation times, to one written
+whole.
+
+The index of each dataset (its subjects' record counts, digests and JSON sizes, and where the records start
+in each file) is kept in the package, in the hidden folder `.records/`: it names no one beyond the USUBJIDs
+the datasets hold, and it goes with the files it describes when the package is swapped in.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from car22.submission.build import HERE, MODELS, Built, Subject
+from car22.submission.files import (
+    json_head,
+    json_records,
+    json_tail,
+    record_length,
+    xpt_padding,
+    xpt_pieces,
+)
+
+INDEX = ".records"
+RECORDS_AT_ONCE = 100_000  # records encoded at a time: a bound on memory, whatever the dataset's size
+
+
+def writer_key() -> str:
+    """What the bytes of a record depend on besides its values and the lengths: this package's code and
+    metadata, its SQL models, and the libraries that encode. A package written under another key is not reused."""
+    digest = hashlib.sha256()
+    for path in sorted([*HERE.rglob("*.py"), *HERE.rglob("*.csv"), *MODELS.glob("*.sql")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for library in ("pyreadstat", "numpy", "pandas", "duckdb"):
+        digest.update(f"{library}={package_version(library)}\0".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A subject's records in the previous package's files: where they start, and what they were."""
+
+    records: int
+    digest: str
+    xpt_at: int
+    json_at: int
+    json_bytes: int
+
+
+@dataclass(frozen=True)
+class Previous:
+    """A dataset's files in the previous package, usable when its index says they were written alike."""
+
+    xpt: Path
+    json: Path
+    subjects: dict[str, Stored]
+
+
+def previous(folder: Path, built: Built, lengths: dict[str, int], key: str) -> Previous | None:
+    """The previous package's files of this dataset in `folder`, if they were written under the same key with
+    the same lengths and are whole (their sizes are the index's); otherwise None: everything is written anew."""
+    name = built.dataset.name
+    stem = folder / built.dataset.folder / name.lower()
+    try:
+        index = json.loads((folder / INDEX / f"{name}.json").read_text(encoding="utf-8"))
+        xpt_size, json_size = stem.with_suffix(".xpt").stat().st_size, stem.with_suffix(".json").stat().st_size
+    except (OSError, ValueError):
+        return None
+    if index.get("key") != key or index.get("lengths") != lengths:
+        return None
+    size = record_length(built.dataset, lengths)
+    xpt_at, json_at, subjects = index["xpt_header"], index["json_head"], {}
+    for usubjid, records, digest, json_bytes in index["subjects"]:
+        subjects[usubjid] = Stored(records, digest, xpt_at, json_at, json_bytes)
+        xpt_at += records * size
+        json_at += json_bytes + 1
+    rows_end = json_at - 1 if subjects else json_at
+    if xpt_size != xpt_at + len(xpt_padding(xpt_at - index["xpt_header"])) or json_size <= rows_end:
+        return None
+    with open(stem.with_suffix(".json"), "rb") as handle:
+        handle.seek(index["json_head"] - 8)
+        opening = handle.read(8)
+        handle.seek(rows_end)
+        closing = handle.read(1)
+    if opening != b'"rows":[' or closing != b"]":
+        return None
+    return Previous(stem.with_suffix(".xpt"), stem.with_suffix(".json"), subjects)
+
+
+@dataclass
+class _Run:
+    """Consecutive subjects written alike: copied from one stretch of the previous files, or encoded."""
+
+    subjects: list[Subject]
+    copied: list[Stored] | None  # None: encoded
+    records: int = 0
+
+    def add(self, subject: Subject, stored: Stored | None) -> None:
+        self.subjects.append(subject)
+        self.records += subject.records
+        if stored is not None:
+            self.copied.append(stored)
+
+
+def _plan(subjects: list[Subject], prior: Previous | None) -> list[_Run]:
+    """Each subject copied when its previous records are the same, in runs that are contiguous in the previous
+    files; the others encoded, in runs of at most RECORDS_AT_ONCE records (a subject is never split)."""
+    runs: list[_Run] = []
+    for subject in subjects:
+        stored = prior.subjects.get(subject.usubjid) if prior else None
+        same = stored is not None and (stored.records, stored.digest) == (subject.records, subject.digest)
+        last = runs[-1] if runs else None
+        if same and last is not None and last.copied and _follows(last.copied[-1], stored):
+            last.add(subject, stored)
+        elif same:
+            runs.append(_Run([subject], [stored], subject.records))
+        elif last is not None and last.copied is None and last.records + subject.records <= RECORDS_AT_ONCE:
+            last.add(subject, None)
+        else:
+            runs.append(_Run([subject], None, subject.records))
+    return runs
+
+
+def _follows(before: Stored, after: Stored) -> bool:
+    return after.json_at == before.json_at + before.json_bytes + 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    records: int
+    copied: int  # records copied from the previous package
+
+
+def write_dataset(built: Built, stem: Path, lengths: dict[str, int], prior: Previous | None, key: str, *,
+                  created: str, study_oid: str, last_modified: str | None, version: str) -> Outcome:
+    """Write <stem>.xpt, <stem>.json and the dataset's index (in the package folder two levels up)."""
+    dataset = built.dataset
+    subjects = built.subjects()
+    total = sum(s.records for s in subjects)
+    size = record_length(dataset, lengths)
+    runs = _plan(subjects, prior)
+    head = json_head(dataset, total, lengths, created=created, study_oid=study_oid, version=version)
+    header = xpt_pieces(built.table(0, 0), lengths, stem.parent)[0]  # the headers alone: no record of the table
+    index = []
+    with open(stem.with_suffix(".xpt"), "wb", buffering=0) as xpt, \
+            open(stem.with_suffix(".json"), "wb", buffering=0) as out, \
+            _opened(prior) as (old_xpt, old_json):
+        xpt.write(header)
+        out.write(head.encode("ascii"))
+        for number, run in enumerate(runs):
+            if number:
+                out.write(b",")
+            if run.copied is not None:
+                first, last = run.copied[0], run.copied[-1]
+                _copy(old_xpt, xpt.fileno(), first.xpt_at, run.records * size)
+                _copy(old_json, out.fileno(), first.json_at, last.json_at + last.json_bytes - first.json_at)
+                index += [[s.usubjid, s.records, s.digest, c.json_bytes] for s, c in zip(run.subjects, run.copied)]
+                continue
+            table = built.table(run.subjects[0].first, run.subjects[-1].first + run.subjects[-1].records)
+            xpt.write(xpt_pieces(table, lengths, stem.parent)[1])
+            text, sizes = json_records(table)
+            out.write(text.encode("ascii"))
+            at = 0
+            for subject in run.subjects:
+                index.append([subject.usubjid, subject.records, subject.digest,
+                              int(sizes[at:at + subject.records].sum()) + subject.records - 1])
+                at += subject.records
+        xpt.write(xpt_padding(total * size))
+        out.write(json_tail(last_modified).encode("ascii"))
+    folder = stem.parent.parent / INDEX
+    folder.mkdir(exist_ok=True)
+    (folder / f"{dataset.name}.json").write_text(json.dumps(
+        {"key": key, "lengths": lengths, "xpt_header": len(header), "json_head": len(head), "subjects": index}),
+        encoding="utf-8")
+    return Outcome(total, sum(r.records for r in runs if r.copied is not None))
+
+
+class _opened:
+    """The previous files' descriptors (None, None without a previous package), closed on exit."""
+
+    def __init__(self, prior: Previous | None) -> None:
+        self.prior = prior
+        self.fds: tuple[int | None, int | None] = (None, None)
+
+    def __enter__(self) -> tuple[int | None, int | None]:
+        if self.prior is not None:
+            first = os.open(self.prior.xpt, os.O_RDONLY)
+            try:
+                self.fds = (first, os.open(self.prior.json, os.O_RDONLY))
+            except BaseException:
+                os.close(first)
+                raise
+        return self.fds
+
+    def __exit__(self, *_: object) -> None:
+        for fd in self.fds:
+            if fd is not None:
+                os.close(fd)
+
+
+def _copy(source: int | None, target: int, offset: int, size: int) -> None:
+    """`size` bytes of `source` from `offset` appended to `target`: in the kernel where it can, else read and
+    written."""
+    assert source is not None, "a copied run needs the previous file"
+    while size:
+        try:
+            done = os.copy_file_range(source, target, size, offset)
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            done = os.write(target, os.pread(source, min(size, 1 << 24), offset))
+        if done == 0:
+            raise ValueError("the previous package's file is shorter than its index says")
+        offset += done
+        size -= done

@@ -1,0 +1,131 @@
+"""A package written over the previous one copies the records of unchanged subjects (car22.submission.writer):
+it must be byte for byte the package written whole from the same warehouse, whatever changed, and a previous
+package that cannot be trusted is not used. The slices are made small here so that the demo's datasets are
+written in many of them."""
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+from submission.conformance import built
+
+from car22.submission import writer
+from car22.submission.build import TEXT
+from car22.submission.package import write_package
+
+NOW = datetime(2026, 12, 2, 3, 0, tzinfo=timezone.utc)
+XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")  # the transport file's own creation time
+FIRST = "(SELECT min(participant_id) FROM core.lab_results)"
+MIDDLE = "(SELECT participant_id FROM core.participants ORDER BY participant_id LIMIT 1 OFFSET 3)"
+
+CHANGES = {
+    "nothing": [],
+    "a lab value": [f"""UPDATE core.lab_results SET value = value + 1, orig_result = orig_result || '0'
+                        WHERE participant_id = {FIRST} AND accession = (SELECT min(accession) FROM
+                        core.lab_results WHERE participant_id = {FIRST})"""],
+    "a lab result gone": [f"""DELETE FROM core.lab_results WHERE rowid = (SELECT min(rowid) FROM core.lab_results
+                             WHERE participant_id = {MIDDLE})"""],
+    "an adverse event term longer than any": ["""UPDATE core.adverse_events SET ae_term = ae_term || ' and more
+                                                 words than any other term has' WHERE rowid =
+                                                 (SELECT min(rowid) FROM core.adverse_events)"""],
+}
+
+
+@pytest.fixture(autouse=True)
+def small_slices(monkeypatch):
+    monkeypatch.setattr(writer, "RECORDS_AT_ONCE", 50)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): XPT_STAMP.sub(b"", p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file() and writer.INDEX not in p.parts}
+
+
+def changed_copy(demo_night, tmp_path: Path, statements: list[str]) -> Path:
+    paths, _, _ = demo_night
+    warehouse = tmp_path / "changed.duckdb"
+    shutil.copyfile(paths.warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        for statement in statements:
+            con.execute(statement)
+    return warehouse
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_written_over_the_previous_package_equals_written_whole(demo_night, tmp_path, change):
+    paths, _, _ = demo_night
+    over = tmp_path / "over"
+    whole_before = write_package(paths.warehouse, over, now=NOW)
+    warehouse = changed_copy(demo_night, tmp_path, CHANGES[change])
+
+    reused = write_package(warehouse, over, now=NOW)
+    whole = write_package(warehouse, tmp_path / "whole", now=NOW)
+
+    assert files_of(over) == files_of(tmp_path / "whole")
+    assert sum(whole_before.copied.values()) == 0 and sum(whole.copied.values()) == 0
+    assert reused.records == whole.records
+    if change == "nothing":
+        assert reused.copied == reused.records
+    elif change == "an adverse event term longer than any":
+        assert reused.copied["AE"] == reused.copied["ADAE"] == 0  # a new length: every record written anew
+        assert reused.copied["LB"] == reused.records["LB"]
+    else:
+        assert 0 < reused.copied["LB"] < reused.records["LB"]
+        assert reused.copied["DM"] == reused.records["DM"]
+
+
+@pytest.mark.parametrize("damage", ["a record's byte gone from the json", "xpt longer", "index of other code",
+                                    "index gone"])
+def test_a_previous_package_that_cannot_be_trusted_is_not_used(demo_night, tmp_path, damage):
+    paths, _, _ = demo_night
+    over = tmp_path / "over"
+    write_package(paths.warehouse, over, now=NOW)
+    lb = over / "sdtm" / "lb"
+    index = over / writer.INDEX / "LB.json"
+    if damage == "a record's byte gone from the json":
+        lb.with_suffix(".json").write_bytes(lb.with_suffix(".json").read_bytes().replace(b'"rows":[[', b'"rows":[', 1))
+    elif damage == "xpt longer":
+        lb.with_suffix(".xpt").write_bytes(lb.with_suffix(".xpt").read_bytes() + b" " * 80)
+    elif damage == "index of other code":
+        index.write_text(index.read_text().replace('"key": "', '"key": "0'))
+    else:
+        index.unlink()
+
+    again = write_package(paths.warehouse, over, now=NOW)
+
+    assert again.copied["LB"] == 0 and again.copied["DM"] == again.records["DM"]
+    assert files_of(over) == files_of(write_package(paths.warehouse, tmp_path / "whole", now=NOW).folder)
+
+
+@pytest.mark.parametrize("name", ["LB", "ADLB", "AE", "ADSL"])
+def test_the_transport_file_is_pyreadstats_of_the_whole_dataset(demo_night, tmp_path, name):
+    """The slices joined equal one pyreadstat call on every record (the way the package was written before)."""
+    paths, _, _ = demo_night
+    folder = write_package(paths.warehouse, tmp_path / "package", now=NOW).folder
+    table = built(paths.warehouse)[name]
+    columns = {}
+    for variable in table.dataset.variables:
+        column = table.frame[variable.name]
+        if variable.type in TEXT:
+            values = column.array if "" in column.array.categories else column.array.add_categories([""])
+            columns[variable.name] = values.fillna("")
+        elif variable.type == "sasdate":
+            days = column.to_numpy(dtype="datetime64[D]")
+            columns[variable.name] = np.where(np.isnat(days), np.nan,
+                                              (days - np.datetime64("1960-01-01", "D")).astype("float64"))
+        else:
+            columns[variable.name] = column.to_numpy(dtype="float64", na_value=np.nan)
+    whole = tmp_path / "whole.xpt"
+    formats = {v.name: "DATE9." for v in table.dataset.variables if v.type == "sasdate"}
+    pyreadstat.write_xport(pd.DataFrame(columns), str(whole), file_label=table.dataset.label,
+                           table_name=table.dataset.name, column_labels=[v.label for v in table.dataset.variables],
+                           file_format_version=5, variable_format=formats or None)
+    written = folder / table.dataset.folder / f"{name.lower()}.xpt"
+    assert XPT_STAMP.sub(b"", written.read_bytes()) == XPT_STAMP.sub(b"", whole.read_bytes())
