@@ -211,11 +211,13 @@ class Built:
         return lengths
 
     def subjects(self) -> list[Subject]:
-        """Every USUBJID's run of records, in record order, with a digest of their values (the text form of
-        each record, hashed and summed: the records' order is a function of their values, see _order)."""
-        every = ", ".join(f'"{v.name}"' for v in self.dataset.variables)
+        """Every USUBJID's run of records, in record order, with a digest of their values: each record's values
+        hashed (with the sign of each float, which the hash leaves out: -0.0 and 0.0 are written apart) and
+        summed, as the records' order is a function of their values (see _order)."""
+        every = ", ".join([f'"{v.name}"' for v in self.dataset.variables]
+                          + [f'signbit("{v.name}")' for v in self.dataset.variables if v.type == "float"])
         found = self.con.sql(f"""SELECT "USUBJID", min(rowid), count(*), max(rowid),
-                                        CAST(sum(hash(CAST(row({every}) AS VARCHAR))) AS VARCHAR)
+                                        CAST(sum(hash(row({every}))) AS VARCHAR)
                                  FROM {self.temp} GROUP BY "USUBJID" ORDER BY min(rowid)""").fetchall()
         for usubjid, first, records, last, _ in found:
             if usubjid is None or last - first + 1 != records:

@@ -34,7 +34,7 @@ from car22.submission.files import (
 )
 
 INDEX = ".records"
-RECORDS_AT_ONCE = 100_000  # records encoded at a time: a bound on memory, whatever the dataset's size
+RECORDS_AT_ONCE = 200_000  # records encoded at a time: a bound on memory, whatever the dataset's size
 
 
 def writer_key() -> str:

@@ -50,6 +50,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 def changed_copy(demo_night, tmp_path: Path, statements: list[str]) -> Path:
     paths, _, _ = demo_night
+    tmp_path.mkdir(parents=True, exist_ok=True)
     warehouse = tmp_path / "changed.duckdb"
     shutil.copyfile(paths.warehouse, warehouse)
     with duckdb.connect(str(warehouse)) as con:
@@ -129,3 +130,19 @@ def test_the_transport_file_is_pyreadstats_of_the_whole_dataset(demo_night, tmp_
                            file_format_version=5, variable_format=formats or None)
     written = folder / table.dataset.folder / f"{name.lower()}.xpt"
     assert XPT_STAMP.sub(b"", written.read_bytes()) == XPT_STAMP.sub(b"", whole.read_bytes())
+
+
+def test_a_zero_turned_negative_zero_is_written_again(demo_night, tmp_path):
+    """-0.0 equals 0.0 and hashes alike in DuckDB, but its transport and JSON bytes differ: the digest has the sign."""
+    one = f"""participant_id = {FIRST} AND accession = (SELECT min(accession) FROM core.lab_results
+              WHERE participant_id = {FIRST} AND result_kind = 'VALUE')"""
+    zero = changed_copy(demo_night, tmp_path / "zero", [f"UPDATE core.lab_results SET value = 0.0::DOUBLE WHERE {one}"])
+    negative = changed_copy(demo_night, tmp_path / "negative",
+                            [f"UPDATE core.lab_results SET value = -(0.0::DOUBLE) WHERE {one}"])
+    over = tmp_path / "over"
+    write_package(zero, over, now=NOW)
+    reused = write_package(negative, over, now=NOW)
+    assert files_of(over) == files_of(write_package(negative, tmp_path / "whole", now=NOW).folder)
+    assert reused.copied["LB"] < reused.records["LB"] and reused.copied["DM"] == reused.records["DM"]
+    with duckdb.connect(str(negative), read_only=True) as con:
+        assert set(con.sql(f"SELECT signbit(value) FROM core.lab_results WHERE {one}").fetchall()) == {(True,)}
