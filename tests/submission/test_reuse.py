@@ -1,7 +1,7 @@
 """A package written over the previous one copies the records of unchanged subjects (car22.submission.writer):
 it must be byte for byte the package written whole from the same warehouse, whatever changed, and a previous
-package that cannot be trusted is not used. The slices are made small here so that the demo's datasets are
-written in many of them."""
+package that cannot be trusted is not used. The slices are made small here so that the demo's larger datasets
+are written in several of them."""
 from __future__ import annotations
 
 import re
@@ -40,7 +40,7 @@ CHANGES = {
 
 @pytest.fixture(autouse=True)
 def small_slices(monkeypatch):
-    monkeypatch.setattr(writer, "RECORDS_AT_ONCE", 50)
+    monkeypatch.setattr(writer, "RECORDS_AT_ONCE", 2_000)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
