@@ -172,10 +172,6 @@ class Built:
     dataset: Dataset
     temp: str
 
-    @property
-    def records(self) -> int:
-        return self.con.sql(f"SELECT count(*) FROM {self.temp}").fetchall()[0][0]
-
     def table(self, first: int = 0, stop: int | None = None) -> Table:
         """The records from row `first` up to `stop` (all when None) as a Table."""
         rows = f"rowid >= {int(first)}" + ("" if stop is None else f" AND rowid < {int(stop)}")
@@ -279,8 +275,9 @@ def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: 
 
 
 def _frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, temp: str, rows: str) -> pd.DataFrame:
-    """The records of temp table `temp` that the condition `rows` selects, as a Table frame. Text comes dictionary-coded through one temporary
-    ENUM type per column; numbers and dates come as masked arrays, which keep null apart from a float NaN."""
+    """The records of temp table `temp` that the condition `rows` selects, as a Table frame. Text comes
+    dictionary-coded through one temporary ENUM type per column; numbers and dates come as masked arrays, which
+    keep null apart from a float NaN."""
     texts = [v for v in dataset.variables if v.type in TEXT]
     others = [v for v in dataset.variables if v.type not in TEXT]
     enums = {v.name: f"{temp}_{v.name.lower()}" for v in texts}
