@@ -208,13 +208,14 @@ def cmd_submission(args: argparse.Namespace) -> int:
     from car22.submission.package import write_package
 
     try:
-        written = write_package(warehouse, out, load_protocol(args.protocol))
+        written = write_package(warehouse, out, load_protocol(args.protocol), whole=args.whole)
     except Exception as error:  # the old package, if any, is untouched: say why without a traceback
         print(f"car22: the submission package was not written: {type(error).__name__}: {error}\n"
               f"The package in {out}, if any, is unchanged.", file=sys.stderr)
         return EXIT_FAILED
     print(f"submission package: {written.folder} ({len(written.records)} datasets, "
-          f"{sum(written.records.values())} records; written {written.written_at})")
+          f"{sum(written.records.values())} records, {sum(written.copied.values())} of them copied unchanged from "
+          f"the previous package; written {written.written_at})")
     return EXIT_OK
 
 
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "be written (the previous package stays), 2 on a usage error.")
     package.add_argument("--out", type=Path, help="package folder (default: submission/ beside the warehouse)")
     package.add_argument("--protocol", type=Path, help="protocol settings file (env CAR22_PROTOCOL)")
+    package.add_argument("--whole", action="store_true",
+                         help="encode every record anew instead of copying the unchanged subjects' records from the "
+                              "previous package (the bytes are the same either way)")
     package.set_defaults(handler=cmd_submission)
 
     issues = commands.add_parser(

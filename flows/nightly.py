@@ -73,6 +73,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         elif scope == "touched":
             # 4-5. The same, for the participants tonight's files touched only.
             steps.rebuild_touched(con, protocol, run_id)
+        transaction.record_rebuilt(con, run_id, scope)
         if scope != "nothing":
             # What changed clinically tonight.
             steps.record_clinical_events(con, run_id)

@@ -127,7 +127,9 @@ def write_submission(paths: Paths, protocol: Protocol) -> Path:
                          link_text=f"CDISC submission package: {len(written.records)} datasets (SDTM, ADaM, "
                                    f"define.xml)", description=f"written {written.written_at}")
     get_run_logger().info("submission package written to %s: %d of %d records copied unchanged from the previous "
-                          "package", written.folder, sum(written.copied.values()), sum(written.records.values()))
+                          "package; %s", written.folder, sum(written.copied.values()), sum(written.records.values()),
+                          "every participant's records built" if written.rebuilt is None else
+                          f"the records of the {written.rebuilt} participant(s) rebuilt since it built")
     return written.folder
 
 

@@ -88,6 +88,16 @@ def rebuild_scope(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
     return "touched" if loaded else "nothing"
 
 
+def record_rebuilt(con: duckdb.DuckDBPyConnection, run_id: int, scope: str) -> None:
+    """Write down whose core and mart rows this run rebuilt (ops.rebuilt_participants): the scope, and for a
+    'touched' run its participants (temp.touched, car22.loading.versions). The submission package rewrites
+    the records of the participants rebuilt since the run it was written from, and copies the others."""
+    con.execute("INSERT INTO ops.rebuilt_participants VALUES (?, ?, NULL)", [run_id, scope])
+    if scope == "touched":
+        con.execute("INSERT INTO ops.rebuilt_participants SELECT ?, 'touched', participant_id FROM temp.touched "
+                    "ORDER BY participant_id", [run_id])
+
+
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, finished_at: datetime, files_seen: int) -> None:
     """Record the run's totals from ops.files (rows counts as refreshed after enrollment holds)."""
     con.execute(f"""

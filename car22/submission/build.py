@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -162,6 +162,7 @@ class Subject:
     first: int
     records: int
     digest: str
+    lengths: tuple[int, ...]  # each text variable's longest transport value among them, in bytes (0: none)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Built:
     con: duckdb.DuckDBPyConnection
     dataset: Dataset
     temp: str
+    rebuilt: frozenset[str] | None = None  # the USUBJIDs whose records were built; None: everyone's
 
     def table(self, first: int = 0, stop: int | None = None) -> Table:
         """The records from row `first` up to `stop` (all when None) as a Table."""
@@ -179,63 +181,74 @@ class Built:
         _check_text_limit(table)
         return table
 
-    def lengths(self) -> dict[str, int]:
-        """Each text variable's longest transport value in bytes (at least 1), over all records: what the
-        transport file, the Dataset-JSON and the Define-XML declare. One scan: an ASCII value (as many bytes as
-        characters) is its own transport value; the few others are converted here. A value over the 200-byte
-        limit is refused, naming the first such record (cdisc.md)."""
-        texts = [v.name for v in self.dataset.variables if v.type in TEXT]
-        if not texts:
-            return {}
-        found = self.con.sql("SELECT " + ", ".join(
-            f'max(strlen("{name}")) FILTER (WHERE strlen("{name}") = length("{name}")), '
-            f'list(DISTINCT "{name}") FILTER (WHERE strlen("{name}") <> length("{name}"))' for name in texts)
-            + f" FROM {self.temp}").fetchall()[0]
-        lengths, too_long = {}, []
-        for position, name in enumerate(texts):
-            longest_ascii, others = found[2 * position], found[2 * position + 1] or []
-            converted = {value: ascii_text(value) for value in others}
-            lengths[name] = max([longest_ascii or 0, 1] + [len(v) for v in converted.values()])
-            if lengths[name] > MAX_TEXT_BYTES:
-                over = [v for v in others if len(converted[v]) > MAX_TEXT_BYTES]
-                too_long += self.con.sql(
-                    f'SELECT min(rowid) FROM {self.temp} WHERE "{name}" IN (SELECT unnest(?)) '
-                    f'OR (strlen("{name}") = length("{name}") AND strlen("{name}") > {MAX_TEXT_BYTES})',
-                    params=[over]).fetchall()[0]
-        if too_long:
-            self.table(min(too_long), min(too_long) + 1)  # refuses the record, naming its value
-        return lengths
-
     def subjects(self) -> list[Subject]:
-        """Every USUBJID's run of records, in record order, with a digest of their values: each record's values
-        hashed (with the sign of each float, which the hash leaves out: -0.0 and 0.0 are written apart) and
-        summed, as the records' order is a function of their values (see _order)."""
+        """Every USUBJID's run of records, in record order, with a digest of their values (each record's values
+        hashed, with the sign of each float, which the hash leaves out: -0.0 and 0.0 are written apart, and
+        summed, as the records' order is a function of their values: see _order) and the length of their
+        longest transport value per text variable. One scan: an ASCII value (as many bytes as characters) is
+        its own transport value; the few others are converted here. A value over the 200-byte limit is
+        refused, naming the first such record (cdisc.md)."""
+        texts = [v.name for v in self.dataset.variables if v.type in TEXT]
         every = ", ".join([f'"{v.name}"' for v in self.dataset.variables]
                           + [f'signbit("{v.name}")' for v in self.dataset.variables if v.type == "float"])
+        longest = "".join(f""", max(strlen("{name}")) FILTER (WHERE strlen("{name}") = length("{name}")),
+                              list(DISTINCT "{name}") FILTER (WHERE strlen("{name}") <> length("{name}"))"""
+                          for name in texts)
         found = self.con.sql(f"""SELECT "USUBJID", min(rowid), count(*), max(rowid),
-                                        CAST(sum(hash(row({every}))) AS VARCHAR)
+                                        CAST(sum(hash(row({every}))) AS VARCHAR) {longest}
                                  FROM {self.temp} GROUP BY "USUBJID" ORDER BY min(rowid)""").fetchall()
-        for usubjid, first, records, last, _ in found:
+        converted: dict[str, int] = {}
+        subjects = []
+        for usubjid, first, records, last, digest, *per_text in found:
             if usubjid is None or last - first + 1 != records:
                 raise ValueError(f"{self.dataset.name}: the records of USUBJID {usubjid!r} are not consecutive: "
                                  f"its keys must start with STUDYID, USUBJID")
-        return [Subject(usubjid, first, records, digest) for usubjid, first, records, _, digest in found]
+            lengths = []
+            for longest_ascii, others in zip(per_text[::2], per_text[1::2]):
+                for value in others or ():
+                    if value not in converted:
+                        converted[value] = len(ascii_text(value))
+                lengths.append(max([longest_ascii or 0] + [converted[value] for value in others or ()]))
+            subjects.append(Subject(usubjid, first, records, digest, tuple(lengths)))
+            if any(length > MAX_TEXT_BYTES for length in lengths):
+                self.table(first, first + records)  # refuses the subject's first such record, naming its value
+        return subjects
 
 
-def build(con: duckdb.DuckDBPyConnection, protocol: Protocol) -> Iterator[Built]:
+def declared_lengths(dataset: Dataset, lengths: Iterable[tuple[int, ...]]) -> dict[str, int]:
+    """Each text variable's declared length in the transport file, the Dataset-JSON and the Define-XML: the
+    longest transport value among all records, in bytes, and at least 1. `lengths` holds each subject's
+    (Subject.lengths)."""
+    texts = [v.name for v in dataset.variables if v.type in TEXT]
+    longest = [1] * len(texts)
+    for subject in lengths:
+        longest = [max(a, b) for a, b in zip(longest, subject)]
+    return dict(zip(texts, longest))
+
+
+def build(con: duckdb.DuckDBPyConnection, protocol: Protocol,
+          participants: Collection[str] | None = None) -> Iterator[Built]:
     """Every dataset from the warehouse behind `con`, one at a time in package order (read-only is enough: only
-    temp objects are created). Each dataset is a temp table (sdtm_dm, ..., adam_adsl, ...) as long as a later
-    model reads it (the ADaM models read SDTM), then dropped, so DuckDB holds no more than it needs: a dataset
-    yielded is readable until the next one is asked for."""
+    temp objects are created), with the records of the given participants only, or of everyone (None): every
+    model is per subject (its records of a subject come from that participant's warehouse rows alone), so a
+    subject's records are the same either way. Each dataset is a temp table (sdtm_dm, ..., adam_adsl, ...) as
+    long as a later model reads it (the ADaM models read SDTM), then dropped, so DuckDB holds no more than it
+    needs: a dataset yielded is readable until the next one is asked for."""
     prepare(con, protocol)
+    rebuilt = None
+    if participants is not None:
+        con.execute("CREATE OR REPLACE TEMP TABLE rebuilt_subjects AS "
+                    "SELECT DISTINCT usubjid(participant_id) AS usubjid FROM (SELECT unnest(?) AS participant_id)",
+                    [sorted(participants)])
+        rebuilt = frozenset(row[0] for row in con.execute("SELECT usubjid FROM rebuilt_subjects").fetchall())
     chosen = datasets()
     models = {d.name: (MODELS / f"{d.sql}.sql").read_text(encoding="utf-8") for d in chosen}
     kept: list[str] = []
     for index, dataset in enumerate(chosen):
         temp = f"{dataset.folder}_{dataset.name.lower()}"
-        _create(con, dataset, models[dataset.name], temp)
+        _create(con, dataset, models[dataset.name], temp, only_rebuilt=rebuilt is not None)
         kept.append(temp)
-        yield Built(con, dataset, temp)
+        yield Built(con, dataset, temp, rebuilt)
         later = [models[d.name] for d in chosen[index + 1:]]
         for done in [t for t in kept if not any(re.search(rf"\b{t}\b", model) for model in later)]:
             con.execute(f"DROP TABLE {done}")
@@ -248,8 +261,9 @@ def _order(dataset: Dataset) -> str:
     return ", ".join(f'"{name}" NULLS FIRST' for name in dataset.keys + rest)
 
 
-def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: str) -> None:
-    """The model as temp table `temp`: the metadata's variables in order, in record order, --SEQ numbered.
+def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: str, only_rebuilt: bool) -> None:
+    """The model as temp table `temp`: the metadata's variables in order, in record order, --SEQ numbered; with
+    `only_rebuilt`, the records of the USUBJIDs in temp table rebuilt_subjects only.
 
     The rows are sorted once, as the table is written: DuckDB keeps a table's insertion order (and its rowid
     follows it), so --SEQ is numbered by rowid within USUBJID and every later read is in record order unsorted."""
@@ -267,7 +281,8 @@ def _create(con: duckdb.DuckDBPyConnection, dataset: Dataset, model: str, temp: 
                              f"({' or '.join(sorted(SQL_TYPES[variable.type]))})")
     select = ", ".join(f'CAST(NULL AS INTEGER) AS "{v.name}"' if v.name == dataset.seq else f'm."{v.name}"'
                        for v in dataset.variables)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {select} FROM ({model}) m "
+    only = ' WHERE m."USUBJID" IN (SELECT usubjid FROM rebuilt_subjects)' if only_rebuilt else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {select} FROM ({model}) m{only} "
                 f"ORDER BY {_order(dataset)}")
     if dataset.seq:
         con.execute(f'UPDATE {temp} SET "{dataset.seq}" = s.n FROM (SELECT rowid AS r, CAST(row_number() OVER '

@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import heapq
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-from car22.submission.build import HERE, MODELS, Built, Subject
+from car22.config import Protocol
+from car22.submission.build import (
+    HERE,
+    MODELS,
+    Built,
+    Dataset,
+    Subject,
+    declared_lengths,
+)
 from car22.submission.files import (
     json_head,
     json_records,
@@ -37,10 +46,11 @@ INDEX = ".records"
 RECORDS_AT_ONCE = 200_000  # records encoded at a time: a bound on memory, whatever the dataset's size
 
 
-def writer_key() -> str:
-    """What the bytes of a record depend on besides its values and the lengths: this package's code and
-    metadata, its SQL models, and the libraries that encode. A package written under another key is not reused."""
-    digest = hashlib.sha256()
+def writer_key(protocol: Protocol) -> str:
+    """What a subject's records depend on besides its warehouse rows: the protocol settings the models read,
+    this package's code and metadata, its SQL models, and the libraries that encode. A package written under
+    another key is not reused."""
+    digest = hashlib.sha256(protocol.config_hash.encode() + b"\0")
     for path in sorted([*HERE.rglob("*.py"), *HERE.rglob("*.csv"), *MODELS.glob("*.sql")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for library in ("pyreadstat", "numpy", "pandas", "duckdb"):
@@ -57,33 +67,35 @@ class Stored:
     xpt_at: int
     json_at: int
     json_bytes: int
+    lengths: tuple[int, ...]  # as Subject.lengths
 
 
 @dataclass(frozen=True)
 class Previous:
-    """A dataset's files in the previous package, usable when its index says they were written alike."""
+    """A dataset's files in the previous package, whole and written under the same key; its subjects in record
+    order."""
 
     xpt: Path
     json: Path
+    lengths: dict[str, int]
     subjects: dict[str, Stored]
 
 
-def previous(folder: Path, built: Built, lengths: dict[str, int], key: str) -> Previous | None:
-    """The previous package's files of this dataset in `folder`, if they were written under the same key with
-    the same lengths and are whole (their sizes are the index's); otherwise None: everything is written anew."""
-    name = built.dataset.name
-    stem = folder / built.dataset.folder / name.lower()
+def previous(folder: Path, dataset: Dataset, key: str) -> Previous | None:
+    """The previous package's files of this dataset in `folder`, if they were written under the same key and
+    are whole (their sizes are the index's); otherwise None: everything is written anew."""
+    stem = folder / dataset.folder / dataset.name.lower()
     try:
-        index = json.loads((folder / INDEX / f"{name}.json").read_text(encoding="utf-8"))
+        index = json.loads((folder / INDEX / f"{dataset.name}.json").read_text(encoding="utf-8"))
         xpt_size, json_size = stem.with_suffix(".xpt").stat().st_size, stem.with_suffix(".json").stat().st_size
     except (OSError, ValueError):
         return None
-    if index.get("key") != key or index.get("lengths") != lengths:
+    if index.get("key") != key:
         return None
-    size = record_length(built.dataset, lengths)
+    size = record_length(dataset, index["lengths"])
     xpt_at, json_at, subjects = index["xpt_header"], index["json_head"], {}
-    for usubjid, records, digest, json_bytes in index["subjects"]:
-        subjects[usubjid] = Stored(records, digest, xpt_at, json_at, json_bytes)
+    for usubjid, records, digest, json_bytes, lengths in index["subjects"]:
+        subjects[usubjid] = Stored(records, digest, xpt_at, json_at, json_bytes, tuple(lengths))
         xpt_at += records * size
         json_at += json_bytes + 1
     rows_end = json_at - 1 if subjects else json_at
@@ -96,40 +108,54 @@ def previous(folder: Path, built: Built, lengths: dict[str, int], key: str) -> P
         closing = handle.read(1)
     if opening != b'"rows":[' or closing != b"]":
         return None
-    return Previous(stem.with_suffix(".xpt"), stem.with_suffix(".json"), subjects)
+    return Previous(stem.with_suffix(".xpt"), stem.with_suffix(".json"), index["lengths"], subjects)
+
+
+class LengthsChanged(Exception):
+    """A dataset built for the rebuilt subjects only declares other text lengths than the previous package's:
+    every record's bytes change, and the package must be built whole."""
 
 
 @dataclass
 class _Run:
-    """Consecutive subjects written alike: copied from one stretch of the previous files, or encoded."""
+    """Consecutive subjects written alike: encoded from the built table, or copied from one stretch of the
+    previous files."""
 
-    subjects: list[Subject]
-    copied: list[Stored] | None  # None: encoded
+    encoded: list[Subject] = field(default_factory=list)
+    copied: list[tuple[str, Stored]] = field(default_factory=list)
     records: int = 0
 
-    def add(self, subject: Subject, stored: Stored | None) -> None:
-        self.subjects.append(subject)
-        self.records += subject.records
-        if stored is not None:
-            self.copied.append(stored)
 
-
-def _plan(subjects: list[Subject], prior: Previous | None) -> list[_Run]:
-    """Each subject copied when its previous records are the same, in runs that are contiguous in the previous
-    files; the others encoded, in runs of at most RECORDS_AT_ONCE records (a subject is never split)."""
+def _plan(built: list[Subject], prior: Previous | None, rebuilt: frozenset[str] | None) -> list[_Run]:
+    """The dataset's subjects in record order (USUBJID order), each copied when its previous records are the
+    same (or were not rebuilt), in runs that are contiguous in the previous files; the others encoded, in runs of
+    at most RECORDS_AT_ONCE records (a subject is never split)."""
+    kept = [] if rebuilt is None else [(usubjid, stored) for usubjid, stored in prior.subjects.items()
+                                       if usubjid not in rebuilt]
+    everyone = heapq.merge([(s.usubjid, s) for s in built], kept, key=lambda pair: pair[0])
     runs: list[_Run] = []
-    for subject in subjects:
-        stored = prior.subjects.get(subject.usubjid) if prior else None
-        same = stored is not None and (stored.records, stored.digest) == (subject.records, subject.digest)
-        last = runs[-1] if runs else None
-        if same and last is not None and last.copied and _follows(last.copied[-1], stored):
-            last.add(subject, stored)
-        elif same:
-            runs.append(_Run([subject], [stored], subject.records))
-        elif last is not None and last.copied is None and last.records + subject.records <= RECORDS_AT_ONCE:
-            last.add(subject, None)
+    last_usubjid = None
+    for usubjid, found in everyone:
+        if last_usubjid is not None and usubjid <= last_usubjid:
+            raise ValueError(f"subjects out of USUBJID order: {usubjid!r} after {last_usubjid!r}")
+        last_usubjid = usubjid
+        if isinstance(found, Stored):
+            stored = found
         else:
-            runs.append(_Run([subject], None, subject.records))
+            stored = prior.subjects.get(usubjid) if prior else None
+            if stored is not None and (stored.records, stored.digest) != (found.records, found.digest):
+                stored = None
+        last = runs[-1] if runs else None
+        if stored is not None:
+            if last is None or not last.copied or not _follows(last.copied[-1][1], stored):
+                runs.append(last := _Run())
+            last.copied.append((usubjid, stored))
+            last.records += stored.records
+        else:
+            if last is None or not last.encoded or last.records + found.records > RECORDS_AT_ONCE:
+                runs.append(last := _Run())
+            last.encoded.append(found)
+            last.records += found.records
     return runs
 
 
@@ -141,16 +167,31 @@ def _follows(before: Stored, after: Stored) -> bool:
 class Outcome:
     records: int
     copied: int  # records copied from the previous package
+    lengths: dict[str, int]  # the declared text lengths
 
 
-def write_dataset(built: Built, stem: Path, lengths: dict[str, int], prior: Previous | None, key: str, *,
+def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
                   created: str, study_oid: str, last_modified: str | None, version: str) -> Outcome:
-    """Write <stem>.xpt, <stem>.json and the dataset's index (in the package folder two levels up)."""
+    """Write <stem>.xpt, <stem>.json and the dataset's index (in the package folder two levels up). When only
+    some subjects were built (`built.rebuilt`), the others' records are the previous package's; if the text
+    lengths they all declare are not the previous package's, LengthsChanged is raised."""
     dataset = built.dataset
     subjects = built.subjects()
-    total = sum(s.records for s in subjects)
+    if built.rebuilt is None:
+        lengths = declared_lengths(dataset, (s.lengths for s in subjects))
+    else:
+        if prior is None:
+            raise LengthsChanged(f"{dataset.name}: no previous package to keep the other subjects' records from")
+        lengths = declared_lengths(dataset, [*(s.lengths for s in subjects),
+                                             *(st.lengths for u, st in prior.subjects.items()
+                                               if u not in built.rebuilt)])
+    if prior is not None and prior.lengths != lengths:
+        if built.rebuilt is not None:
+            raise LengthsChanged(f"{dataset.name}: the text lengths changed from {prior.lengths} to {lengths}")
+        prior = None
+    runs = _plan(subjects, prior, built.rebuilt)
+    total = sum(run.records for run in runs)
     size = record_length(dataset, lengths)
-    runs = _plan(subjects, prior)
     head = json_head(dataset, total, lengths, created=created, study_oid=study_oid, version=version)
     header = xpt_pieces(built.table(0, 0), lengths, stem.parent)[0]  # the headers alone: no record of the table
     index = []
@@ -162,20 +203,20 @@ def write_dataset(built: Built, stem: Path, lengths: dict[str, int], prior: Prev
         for number, run in enumerate(runs):
             if number:
                 out.write(b",")
-            if run.copied is not None:
-                first, last = run.copied[0], run.copied[-1]
+            if run.copied:
+                first, last = run.copied[0][1], run.copied[-1][1]
                 _copy(old_xpt, xpt.fileno(), first.xpt_at, run.records * size)
                 _copy(old_json, out.fileno(), first.json_at, last.json_at + last.json_bytes - first.json_at)
-                index += [[s.usubjid, s.records, s.digest, c.json_bytes] for s, c in zip(run.subjects, run.copied)]
+                index += [[usubjid, c.records, c.digest, c.json_bytes, list(c.lengths)] for usubjid, c in run.copied]
                 continue
-            table = built.table(run.subjects[0].first, run.subjects[-1].first + run.subjects[-1].records)
+            table = built.table(run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
             xpt.write(xpt_pieces(table, lengths, stem.parent)[1])
             text, sizes = json_records(table)
             out.write(text.encode("ascii"))
             at = 0
-            for subject in run.subjects:
+            for subject in run.encoded:
                 index.append([subject.usubjid, subject.records, subject.digest,
-                              int(sizes[at:at + subject.records].sum()) + subject.records - 1])
+                              int(sizes[at:at + subject.records].sum()) + subject.records - 1, list(subject.lengths)])
                 at += subject.records
         xpt.write(xpt_padding(total * size))
         out.write(json_tail(last_modified).encode("ascii"))
@@ -184,7 +225,7 @@ def write_dataset(built: Built, stem: Path, lengths: dict[str, int], prior: Prev
     (folder / f"{dataset.name}.json").write_text(json.dumps(
         {"key": key, "lengths": lengths, "xpt_header": len(header), "json_head": len(head), "subjects": index}),
         encoding="utf-8")
-    return Outcome(total, sum(r.records for r in runs if r.copied is not None))
+    return Outcome(total, sum(run.records for run in runs if run.copied), lengths)
 
 
 class _opened:

@@ -4,6 +4,7 @@ package that cannot be trusted is not used. The slices are made small here so th
 are written in several of them."""
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from datetime import datetime, timezone
@@ -25,16 +26,30 @@ XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")  # the transport fil
 FIRST = "(SELECT min(participant_id) FROM core.lab_results)"
 MIDDLE = "(SELECT participant_id FROM core.participants ORDER BY participant_id LIMIT 1 OFFSET 3)"
 
+COPIES = itertools.count(1)  # a second more for each copy
+FIRST_AE = "(SELECT participant_id FROM core.adverse_events WHERE rowid = (SELECT min(rowid) FROM core.adverse_events))"
+
+# A change to the warehouse, and the participants its run rebuilt (ops.rebuilt_participants), as a night records it.
 CHANGES = {
-    "nothing": [],
-    "a lab value": [f"""UPDATE core.lab_results SET value = value + 1, orig_result = orig_result || '0'
-                        WHERE participant_id = {FIRST} AND accession = (SELECT min(accession) FROM
-                        core.lab_results WHERE participant_id = {FIRST})"""],
-    "a lab result gone": [f"""DELETE FROM core.lab_results WHERE rowid = (SELECT min(rowid) FROM core.lab_results
-                             WHERE participant_id = {MIDDLE})"""],
-    "an adverse event term longer than any": ["""UPDATE core.adverse_events SET ae_term = ae_term || ' and more
-                                                 words than any other term has' WHERE rowid =
-                                                 (SELECT min(rowid) FROM core.adverse_events)"""],
+    "nothing": ([], "nothing"),
+    "a lab value": ([f"""UPDATE core.lab_results SET value = value + 1, orig_result = orig_result || '0'
+                         WHERE participant_id = {FIRST} AND accession = (SELECT min(accession) FROM
+                         core.lab_results WHERE participant_id = {FIRST})"""], [FIRST]),
+    "a lab result gone": ([f"""DELETE FROM core.lab_results WHERE rowid = (SELECT min(rowid) FROM core.lab_results
+                              WHERE participant_id = {MIDDLE})"""], [MIDDLE]),
+    "an adverse event term longer than any": (["""UPDATE core.adverse_events SET ae_term = ae_term || ' and more
+                                                   words than any other term has' WHERE rowid =
+                                                   (SELECT min(rowid) FROM core.adverse_events)"""], [FIRST_AE]),
+    "a participant gone, one rebuilt unchanged": ([f"""DELETE FROM core.lab_results WHERE participant_id = {MIDDLE}""",
+                                                   f"DELETE FROM core.participants WHERE participant_id = {MIDDLE}"],
+                                                  [MIDDLE, FIRST]),
+    "a lab value, every participant rebuilt": ([f"""UPDATE core.lab_results SET value = value * 2 WHERE rowid =
+                                                    (SELECT min(rowid) FROM core.lab_results WHERE participant_id =
+                                                    {MIDDLE} AND result_kind = 'VALUE')"""], "everything"),
+    "a lab value, the run did not say what it rebuilt": ([f"""UPDATE core.lab_results SET value = value * 2
+                                                              WHERE rowid = (SELECT min(rowid) FROM core.lab_results
+                                                              WHERE participant_id = {MIDDLE} AND
+                                                              result_kind = 'VALUE')"""], None),
 }
 
 
@@ -48,14 +63,27 @@ def files_of(folder: Path) -> dict[str, bytes]:
             if p.is_file() and writer.INDEX not in p.parts}
 
 
-def changed_copy(demo_night, tmp_path: Path, statements: list[str]) -> Path:
+def changed_copy(demo_night, tmp_path: Path, statements: list[str], rebuilt: str | list[str] | None) -> Path:
+    """A copy of the demo warehouse changed by `statements` in one more completed run, which records its scope
+    ('nothing' or 'everything') or the participants it rebuilt (SQL giving each one), or nothing when None. Each
+    copy's run ends at another second, as two warehouses' runs would."""
     paths, _, _ = demo_night
     tmp_path.mkdir(parents=True, exist_ok=True)
     warehouse = tmp_path / "changed.duckdb"
     shutil.copyfile(paths.warehouse, warehouse)
     with duckdb.connect(str(warehouse)) as con:
+        run_id = con.execute("SELECT max(run_id) + 1 FROM ops.runs").fetchall()[0][0]
+        if isinstance(rebuilt, list):
+            participants = [con.execute(f"SELECT {one}").fetchall()[0][0] for one in rebuilt]
+            con.executemany("INSERT INTO ops.rebuilt_participants VALUES (?, 'touched', ?)",
+                            [(run_id, None), *((run_id, participant) for participant in participants)])
+        elif rebuilt is not None:
+            con.execute("INSERT INTO ops.rebuilt_participants VALUES (?, ?, NULL)", [run_id, rebuilt])
         for statement in statements:
             con.execute(statement)
+        con.execute("INSERT INTO ops.runs (run_id, started_at, finished_at, status) SELECT ?, max(finished_at) + "
+                    "INTERVAL 1 HOUR, max(finished_at) + INTERVAL 2 HOUR + to_seconds(?), 'completed' FROM ops.runs",
+                    [run_id, next(COPIES)])
     return warehouse
 
 
@@ -64,22 +92,54 @@ def test_written_over_the_previous_package_equals_written_whole(demo_night, tmp_
     paths, _, _ = demo_night
     over = tmp_path / "over"
     whole_before = write_package(paths.warehouse, over, now=NOW)
-    warehouse = changed_copy(demo_night, tmp_path, CHANGES[change])
+    warehouse = changed_copy(demo_night, tmp_path, *CHANGES[change])
 
     reused = write_package(warehouse, over, now=NOW)
     whole = write_package(warehouse, tmp_path / "whole", now=NOW)
 
     assert files_of(over) == files_of(tmp_path / "whole")
     assert sum(whole_before.copied.values()) == 0 and sum(whole.copied.values()) == 0
+    assert whole_before.rebuilt is None and whole.rebuilt is None
     assert reused.records == whole.records
-    if change == "nothing":
-        assert reused.copied == reused.records
-    elif change == "an adverse event term longer than any":
-        assert reused.copied["AE"] == reused.copied["ADAE"] == 0  # a new length: every record written anew
+    statements, rebuilt = CHANGES[change]
+    if change == "an adverse event term longer than any":
+        assert reused.rebuilt is None  # a new length: built whole, every AE record written anew
+        assert reused.copied["AE"] == reused.copied["ADAE"] == 0
         assert reused.copied["LB"] == reused.records["LB"]
+        return
+    assert reused.rebuilt == (len(rebuilt) if isinstance(rebuilt, list) else 0 if rebuilt == "nothing" else None)
+    if change in ("nothing", "a participant gone, one rebuilt unchanged"):
+        assert reused.copied == reused.records
+        assert reused.records["DM"] == whole_before.records["DM"] - (change != "nothing")
     else:
         assert 0 < reused.copied["LB"] < reused.records["LB"]
         assert reused.copied["DM"] == reused.records["DM"]
+
+
+def test_whole_builds_and_encodes_everything(demo_night, tmp_path):
+    paths, _, _ = demo_night
+    over = tmp_path / "over"
+    write_package(paths.warehouse, over, now=NOW)
+    again = write_package(paths.warehouse, over, now=NOW, whole=True)
+    assert again.rebuilt is None and sum(again.copied.values()) == 0
+    assert files_of(over) == files_of(write_package(paths.warehouse, tmp_path / "whole", now=NOW).folder)
+
+
+@pytest.mark.parametrize("other", ["another warehouse's run", "an older warehouse"])
+def test_a_package_of_another_warehouse_is_not_taken_for_this_ones(demo_night, tmp_path, other):
+    """The previous package's run must be this warehouse's (same number, same end): else everyone is built."""
+    lab_value = CHANGES["a lab value"][0]
+    first = changed_copy(demo_night, tmp_path / "first", lab_value if other == "an older warehouse" else [], "nothing")
+    if other == "an older warehouse":
+        second = demo_night[0].warehouse
+    else:
+        # the same run number, but another end; its run says nothing changed, which is true of its own history only
+        second = changed_copy(demo_night, tmp_path / "second", lab_value, "nothing")
+    over = tmp_path / "over"
+    write_package(first, over, now=NOW)
+    again = write_package(second, over, now=NOW)
+    assert again.rebuilt is None and again.copied["LB"] < again.records["LB"]
+    assert files_of(over) == files_of(write_package(second, tmp_path / "whole", now=NOW).folder)
 
 
 @pytest.mark.parametrize("damage", ["a record's byte gone from the json", "xpt longer", "index of other code",
@@ -136,9 +196,10 @@ def test_a_zero_turned_negative_zero_is_written_again(demo_night, tmp_path):
     """-0.0 equals 0.0 and hashes alike in DuckDB, but its transport and JSON bytes differ: the digest has the sign."""
     one = f"""participant_id = {FIRST} AND accession = (SELECT min(accession) FROM core.lab_results
               WHERE participant_id = {FIRST} AND result_kind = 'VALUE')"""
-    zero = changed_copy(demo_night, tmp_path / "zero", [f"UPDATE core.lab_results SET value = 0.0::DOUBLE WHERE {one}"])
+    zero = changed_copy(demo_night, tmp_path / "zero", [f"UPDATE core.lab_results SET value = 0.0::DOUBLE WHERE {one}"],
+                        "everything")
     negative = changed_copy(demo_night, tmp_path / "negative",
-                            [f"UPDATE core.lab_results SET value = -(0.0::DOUBLE) WHERE {one}"])
+                            [f"UPDATE core.lab_results SET value = -(0.0::DOUBLE) WHERE {one}"], "everything")
     over = tmp_path / "over"
     write_package(zero, over, now=NOW)
     reused = write_package(negative, over, now=NOW)

@@ -180,3 +180,13 @@ COMMENT ON COLUMN ops.data_issue_events.run_id IS 'Run that recorded the event.'
 COMMENT ON COLUMN ops.data_issue_events.file_id IS 'The file behind the event: the finding''s file, the resolving file or the decisions file.';
 COMMENT ON COLUMN ops.data_issue_events.decided_by IS 'The data manager''s user id (decisions only).';
 COMMENT ON COLUMN ops.data_issue_events.reason IS 'The finding''s reason, or the decision''s.';
+
+CREATE TABLE IF NOT EXISTS ops.rebuilt_participants (
+    run_id         INTEGER NOT NULL,
+    scope          VARCHAR NOT NULL,
+    participant_id VARCHAR
+);
+COMMENT ON TABLE ops.rebuilt_participants IS 'Whose core and mart rows each completed run rebuilt: one row per run with participant_id NULL naming its scope, then one row per participant of a touched run. The submission package rewrites only these participants'' records (docs/submission.md).';
+COMMENT ON COLUMN ops.rebuilt_participants.run_id IS 'The run (ops.runs).';
+COMMENT ON COLUMN ops.rebuilt_participants.scope IS 'everything (settings or code changed, or the first run: every participant rebuilt) | touched (the participants of the run''s rows) | nothing (no rows loaded).';
+COMMENT ON COLUMN ops.rebuilt_participants.participant_id IS 'NULL on the run''s scope row; else a participant whose rows the run rebuilt.';
