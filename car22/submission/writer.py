@@ -1,17 +1,18 @@
 """One dataset's two files (<name>.xpt and <name>.json), written a slice of records at a time, with the records
-of every subject whose records did not change copied byte for byte from the previous package.
+of every subject not rebuilt, or rebuilt unchanged, copied byte for byte from the previous package
+(docs/submission.md "Writing only what changed").
 
 Why this is exact: a dataset's records are sorted by STUDYID, USUBJID first (cdisc.md: keys), so a subject's
 records are consecutive in both files; a record's bytes depend only on its values and on the declared text
 lengths; and --SEQ counts within a subject. So when the declared lengths and the writer (this code, the
-metadata, the libraries) are those of the previous package, a subject whose records have the same digest
-(build.Subject) has the same bytes there, at offsets its index gives. Anything else is written anew. The
-tests hold a package written this way equal, byte for byte apart from the creation times, to one written
-whole.
+metadata, the settings, the libraries) are those of the previous package, a subject whose records were not
+rebuilt, or have the same digest (build.Subject), has the same bytes there, at offsets its index gives.
+Anything else is written anew. The tests hold a package written this way equal, byte for byte apart from the
+creation times, to one written whole.
 
-The index of each dataset (its subjects' record counts, digests and JSON sizes, and where the records start
-in each file) is kept in the package, in the hidden folder `.records/`: it names no one beyond the USUBJIDs
-the datasets hold, and it goes with the files it describes when the package is swapped in.
+The index of each dataset (its subjects' record counts, digests, JSON sizes and longest text values, and where
+the records start in each file) is kept in the package, in the hidden folder `.records/`: it names no one
+beyond the USUBJIDs the datasets hold, and it goes with the files it describes when the package is swapped in.
 """
 from __future__ import annotations
 

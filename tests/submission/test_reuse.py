@@ -5,6 +5,7 @@ are written in several of them."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shutil
 from datetime import datetime, timezone
@@ -207,3 +208,24 @@ def test_a_zero_turned_negative_zero_is_written_again(demo_night, tmp_path):
     assert reused.copied["LB"] < reused.records["LB"] and reused.copied["DM"] == reused.records["DM"]
     with duckdb.connect(str(negative), read_only=True) as con:
         assert set(con.sql(f"SELECT signbit(value) FROM core.lab_results WHERE {one}").fetchall()) == {(True,)}
+
+
+@pytest.mark.parametrize("term, declared", [
+    ("x" * 200, 200),             # the transport limit itself
+    ("x" * 201, None),            # one byte over: refused
+    ("µ" * 150, 150),             # 300 bytes in UTF-8, 150 in transport ASCII ('u')
+    ("é" * 201, None),            # accents dropped: 201 transport bytes, refused
+])
+def test_a_text_value_over_200_transport_bytes_is_refused_naming_it(demo_night, tmp_path, term, declared):
+    warehouse = changed_copy(demo_night, tmp_path, [f"""UPDATE core.adverse_events SET ae_term = '{term}' WHERE
+                                                        rowid = (SELECT max(rowid) FROM core.adverse_events)"""],
+                             [FIRST_AE])
+    if declared is None:
+        with pytest.raises(ValueError, match=r"AE\.AETERM: a value longer than 200 bytes cannot go into SAS "
+                                             r"transport v5: (x|e){40}\.\.\."):
+            write_package(warehouse, tmp_path / "package", now=NOW)
+        return
+    written = write_package(warehouse, tmp_path / "package", now=NOW).folder
+    index = json.loads((written / writer.INDEX / "AE.json").read_text())
+    assert index["lengths"]["AETERM"] == declared
+    assert pyreadstat.read_xport(str(written / "sdtm" / "ae.xpt"))[0]["AETERM"].str.len().max() == declared
