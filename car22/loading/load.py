@@ -292,10 +292,9 @@ def _load(common: dict, data: bytes, validator: Validating, enrolled_ids: set[st
         _append(con, "ops.row_warnings", notes + [(file_id, w.row_number, w.check_name, w.reason, run_id)
                                                   for w in warnings])
     if validation.outcomes:
-        con.executemany(
-            "INSERT INTO ops.validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, file_id, validation.suite, o.expectation, o.column, o.success, o.unexpected_count,
-              o.severity, validation.report_path] for o in validation.outcomes])
+        _append(con, "ops.validation_results", [
+            (run_id, file_id, validation.suite, o.expectation, o.column, o.success, o.unexpected_count, o.severity,
+             validation.report_path) for o in validation.outcomes])
     rows_read = len(rows.rows)
     n_rejected = len(rejected)
     status = file_status(rows_read - n_rejected, [sev for _, _, sev in rejected.values()])

@@ -142,17 +142,19 @@ def compile_suite(expectations: list[dict[str, Any]], relation: str,
     return sql, q.values
 
 
-def unexpected_rows(frame: pd.DataFrame, expectations: list[dict[str, Any]],
+def unexpected_rows(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, expectations: list[dict[str, Any]],
                     parameters: dict[str, Any]) -> dict[str, list[int]]:
-    """The failing row numbers of each expectation that fails on the frame (as GX's pandas engine finds them)."""
+    """The failing row numbers of each expectation that fails on the frame (as GX's pandas engine finds them).
+
+    `con` is an in-memory connection the caller keeps for the run: opening one costs about 15 ms, as much as
+    checking a small file."""
     sql, values = compile_suite(expectations, "validation_frame", parameters)
-    con = duckdb.connect()
+    con.register("validation_frame", frame)
     try:
-        con.register("validation_frame", frame)
         found: dict[str, list[int]] = {}
         for check, row in con.execute(sql, values).fetchall():
             found.setdefault(check, []).append(int(row))
         return found
     finally:
-        con.close()
+        con.unregister("validation_frame")
 
