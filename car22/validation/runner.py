@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from car22.config import Protocol
@@ -192,7 +191,6 @@ class Validator:
         }
         definitions = [json.loads((suites_dir / f"{s.name}.json").read_text(encoding="utf-8")) for s in SOURCES]
         self._gx = self._gx_context() if self.engine == "gx" else None
-        self._scratch = duckdb.connect() if self._gx is None else None  # where the compiled checks run
         self._suites: dict[str, _Suite] = {}
         for definition in definitions:
             suite = _Suite(definition, self._gx)
@@ -224,8 +222,7 @@ class Validator:
         parameters = {**self._parameters, "export_time": pd.Timestamp(export_time or run_time),
                       "enrolled_ids": sorted(enrolled_ids), "issue_ids": sorted(issue_ids)}
         if self._gx is None:
-            unexpected = sql_engine.unexpected_rows(self._scratch, suite.sql_frame(frame), list(suite.checks.values()),
-                                                    parameters)
+            unexpected = sql_engine.unexpected_rows(suite.sql_frame(frame), list(suite.checks.values()), parameters)
         else:
             unexpected = self._unexpected_gx(suite, frame, parameters)
         # A row rejected by a blocking check is not also held for its enrollment: it will not load either way.

@@ -14,7 +14,9 @@ An expectation type not listed in `_UNEXPECTED` is refused: a check is never sil
 """
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -142,19 +144,32 @@ def compile_suite(expectations: list[dict[str, Any]], relation: str,
     return sql, q.values
 
 
-def unexpected_rows(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, expectations: list[dict[str, Any]],
+def unexpected_rows(frame: pd.DataFrame, expectations: list[dict[str, Any]],
                     parameters: dict[str, Any]) -> dict[str, list[int]]:
-    """The failing row numbers of each expectation that fails on the frame (as GX's pandas engine finds them).
-
-    `con` is an in-memory connection the caller keeps for the run: opening one costs about 15 ms, as much as
-    checking a small file."""
+    """The failing row numbers of each expectation that fails on the frame (as GX's pandas engine finds them)."""
     sql, values = compile_suite(expectations, "validation_frame", parameters)
-    con.register("validation_frame", frame)
-    try:
-        found: dict[str, list[int]] = {}
-        for check, row in con.execute(sql, values).fetchall():
-            found.setdefault(check, []).append(int(row))
-        return found
-    finally:
-        con.unregister("validation_frame")
+    with _SCRATCH_LOCK:
+        con = _scratch()
+        con.register("validation_frame", frame)
+        try:
+            found: dict[str, list[int]] = {}
+            for check, row in con.execute(sql, values).fetchall():
+                found.setdefault(check, []).append(int(row))
+            return found
+        finally:
+            con.unregister("validation_frame")
 
+
+_SCRATCH: dict[int, duckdb.DuckDBPyConnection] = {}
+_SCRATCH_LOCK = threading.Lock()
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory connection for the compiled checks: opening one per file cost about 15 ms, as
+    much as checking a small file. It is never closed or let go, and a forked child opens its own: a DuckDB
+    connection inherited through fork() must not be used, nor destroyed (a Validator's connection collected in a
+    forked night crashed it)."""
+    pid = os.getpid()
+    if pid not in _SCRATCH:
+        _SCRATCH[pid] = duckdb.connect()
+    return _SCRATCH[pid]
