@@ -213,9 +213,8 @@ def cmd_submission(args: argparse.Namespace) -> int:
         print(f"car22: the submission package was not written: {type(error).__name__}: {error}\n"
               f"The package in {out}, if any, is unchanged.", file=sys.stderr)
         return EXIT_FAILED
-    print(f"submission package: {written.folder} ({len(written.records)} datasets, "
-          f"{sum(written.records.values())} records, {sum(written.copied.values())} of them copied unchanged from "
-          f"the previous package; written {written.written_at})")
+    print(f"submission package: {written.folder} ({len(written.records)} datasets; {written.reuse()}; "
+          f"written {written.written_at})")
     return EXIT_OK
 
 

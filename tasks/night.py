@@ -126,8 +126,7 @@ def write_submission(paths: Paths, protocol: Protocol) -> Path:
     create_link_artifact(key="car22-submission", link=(written.folder / "manifest.json").resolve().as_uri(),
                          link_text=f"CDISC submission package: {len(written.records)} datasets (SDTM, ADaM, "
                                    f"define.xml)", description=f"written {written.written_at}")
-    get_run_logger().info("submission package written to %s: %d of %d records copied unchanged from the previous "
-                          "package; %s", written.folder, sum(written.copied.values()), sum(written.records.values()),
+    get_run_logger().info("submission package written to %s: %s; %s", written.folder, written.reuse(),
                           "every participant's records built" if written.rebuilt is None else
                           f"the records of the {written.rebuilt} participant(s) rebuilt since it built")
     return written.folder

@@ -36,7 +36,15 @@ class Written:
     written_at: str
     records: dict[str, int]
     copied: dict[str, int]  # by dataset, the records copied from the previous package (car22.submission.writer)
+    kept: list[str]  # the datasets none of whose records changed: the previous package's transport file, linked
     rebuilt: int | None  # how many participants' records were built; None: everyone's
+
+    def reuse(self) -> str:
+        """What was taken from the previous package, in words (the night's log and `car22 submission` say it)."""
+        kept = (f"{len(self.kept)} dataset(s) unchanged, their transport files kept from it ({', '.join(self.kept)})"
+                if self.kept else "no dataset unchanged")
+        return (f"{sum(self.copied.values())} of {sum(self.records.values())} records copied unchanged from the "
+                f"previous package; {kept}")
 
 
 def _version() -> str:
@@ -116,7 +124,7 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, protocol: Protocol, priors
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        records, lengths, copied = {}, {}, {}
+        records, lengths, copied, kept = {}, {}, {}, []
         for built in build(con, protocol, participants):
             dataset = built.dataset
             stem = staging / dataset.folder / dataset.name.lower()
@@ -126,6 +134,8 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, protocol: Protocol, priors
                                     last_modified=last_modified, version=version)
             records[dataset.name], copied[dataset.name] = outcome.records, outcome.copied
             lengths[dataset.name] = outcome.lengths
+            if outcome.kept:
+                kept.append(dataset.name)
         for standard in ("SDTM", "ADaM"):
             chosen = [d for d in datasets() if d.standard == standard]
             (staging / standard.lower() / "define.xml").write_bytes(
@@ -140,7 +150,7 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, protocol: Protocol, priors
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Written(out, created, records, copied, None if participants is None else len(participants))
+    return Written(out, created, records, copied, kept, None if participants is None else len(participants))
 
 
 def _swap(staging: Path, out: Path) -> None:

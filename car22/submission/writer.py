@@ -21,6 +21,7 @@ import hashlib
 import heapq
 import json
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -169,6 +170,25 @@ class Outcome:
     records: int
     copied: int  # records copied from the previous package
     lengths: dict[str, int]  # the declared text lengths
+    kept: bool = False  # the previous package's transport file itself, linked: no record of the dataset changed
+
+
+def _unchanged(runs: list[_Run], prior: Previous) -> bool:
+    """Every record of the dataset is the previous package's, in the same order: the transport file would be the
+    previous one but for its creation time."""
+    return all(run.copied for run in runs) and [pair for run in runs for pair in run.copied] == list(
+        prior.subjects.items())
+
+
+def _linked(source: Path, target: Path) -> bool:
+    """A hard link of the previous package's file into the new one: no byte is copied, and the old package stays
+    whole until the new one is swapped in (no file of a package is ever written again). False where the file
+    system cannot link it: the file is then written as any other."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
 
 
 def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
@@ -195,23 +215,29 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
     size = record_length(dataset, lengths)
     head = json_head(dataset, total, lengths, created=created, study_oid=study_oid, version=version)
     header = xpt_pieces(built.table(0, 0), lengths, stem.parent)[0]  # the headers alone: no record of the table
+    # The Dataset-JSON is always written: it names when the warehouse was last modified, which a previous file
+    # would not say truly. The transport file carries only its own creation time (cdisc.md: it may differ).
+    kept = prior is not None and _unchanged(runs, prior) and _linked(prior.xpt, stem.with_suffix(".xpt"))
     index = []
-    with open(stem.with_suffix(".xpt"), "wb", buffering=0) as xpt, \
-            open(stem.with_suffix(".json"), "wb", buffering=0) as out, \
-            _opened(prior) as (old_xpt, old_json):
-        xpt.write(header)
+    with ExitStack() as files:
+        xpt = None if kept else files.enter_context(open(stem.with_suffix(".xpt"), "wb", buffering=0))
+        out = files.enter_context(open(stem.with_suffix(".json"), "wb", buffering=0))
+        old_xpt, old_json = files.enter_context(_opened(prior))
+        if xpt is not None:
+            xpt.write(header)
         out.write(head.encode("ascii"))
         for number, run in enumerate(runs):
             if number:
                 out.write(b",")
             if run.copied:
                 first, last = run.copied[0][1], run.copied[-1][1]
-                _copy(old_xpt, xpt.fileno(), first.xpt_at, run.records * size)
+                if xpt is not None:
+                    _copy(old_xpt, xpt.fileno(), first.xpt_at, run.records * size)
                 _copy(old_json, out.fileno(), first.json_at, last.json_at + last.json_bytes - first.json_at)
                 index += [[usubjid, c.records, c.digest, c.json_bytes, list(c.lengths)] for usubjid, c in run.copied]
                 continue
             table = built.table(run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
-            xpt.write(xpt_pieces(table, lengths, stem.parent)[1])
+            xpt.write(xpt_pieces(table, lengths, stem.parent)[1])  # an encoded run: the file is not kept
             text, sizes = json_records(table)
             out.write(text.encode("ascii"))
             at = 0
@@ -219,14 +245,15 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
                 index.append([subject.usubjid, subject.records, subject.digest,
                               int(sizes[at:at + subject.records].sum()) + subject.records - 1, list(subject.lengths)])
                 at += subject.records
-        xpt.write(xpt_padding(total * size))
+        if xpt is not None:
+            xpt.write(xpt_padding(total * size))
         out.write(json_tail(last_modified).encode("ascii"))
     folder = stem.parent.parent / INDEX
     folder.mkdir(exist_ok=True)
     (folder / f"{dataset.name}.json").write_text(json.dumps(
         {"key": key, "lengths": lengths, "xpt_header": len(header), "json_head": len(head), "subjects": index}),
         encoding="utf-8")
-    return Outcome(total, sum(run.records for run in runs if run.copied), lengths)
+    return Outcome(total, sum(run.records for run in runs if run.copied), lengths, kept)
 
 
 class _opened:

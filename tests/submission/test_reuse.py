@@ -54,6 +54,24 @@ CHANGES = {
 }
 
 
+# The datasets each change leaves unchanged, of all datasets: their transport files are kept (linked).
+UNCHANGED = {
+    "nothing": lambda every: every,
+    "a lab value": lambda every: every - {"LB", "ADLB"},
+    "a lab result gone": lambda every: every - {"LB", "ADLB"},
+    "an adverse event term longer than any": lambda every: every - {"AE", "ADAE"},
+    # the participant's records are gone from every dataset that had them: those not counted here
+    "a participant gone, one rebuilt unchanged": None,
+    "a lab value, every participant rebuilt": lambda every: every - {"LB", "ADLB"},
+    "a lab value, the run did not say what it rebuilt": lambda every: every - {"LB", "ADLB"},
+}
+
+
+def transport_inodes(folder: Path) -> dict[str, int]:
+    """Each dataset's transport file's inode (a file linked, not copied, keeps its inode)."""
+    return {p.stem.upper(): p.stat().st_ino for p in folder.rglob("*.xpt")}
+
+
 @pytest.fixture(autouse=True)
 def small_slices(monkeypatch):
     monkeypatch.setattr(writer, "RECORDS_AT_ONCE", 2_000)
@@ -94,11 +112,21 @@ def test_written_over_the_previous_package_equals_written_whole(demo_night, tmp_
     over = tmp_path / "over"
     whole_before = write_package(paths.warehouse, over, now=NOW)
     warehouse = changed_copy(demo_night, tmp_path, *CHANGES[change])
+    inodes = transport_inodes(over)
 
     reused = write_package(warehouse, over, now=NOW)
     whole = write_package(warehouse, tmp_path / "whole", now=NOW)
 
     assert files_of(over) == files_of(tmp_path / "whole")
+    # An unchanged dataset's transport file is the previous one itself; every other is a new file.
+    assert {name for name, inode in transport_inodes(over).items() if inodes[name] == inode} == set(reused.kept)
+    unchanged = UNCHANGED[change]
+    if unchanged is None:
+        assert {"DM", "LB"}.isdisjoint(reused.kept)
+        assert set(reused.kept) == {name for name, n in whole.records.items() if n == whole_before.records[name]}
+    else:
+        assert set(reused.kept) == unchanged(set(whole.records))
+    assert whole_before.kept == whole.kept == []
     assert sum(whole_before.copied.values()) == 0 and sum(whole.copied.values()) == 0
     assert whole_before.rebuilt is None and whole.rebuilt is None
     assert reused.records == whole.records
@@ -122,7 +150,7 @@ def test_whole_builds_and_encodes_everything(demo_night, tmp_path):
     over = tmp_path / "over"
     write_package(paths.warehouse, over, now=NOW)
     again = write_package(paths.warehouse, over, now=NOW, whole=True)
-    assert again.rebuilt is None and sum(again.copied.values()) == 0
+    assert again.rebuilt is None and sum(again.copied.values()) == 0 and again.kept == []
     assert files_of(over) == files_of(write_package(paths.warehouse, tmp_path / "whole", now=NOW).folder)
 
 
@@ -141,6 +169,23 @@ def test_a_package_of_another_warehouse_is_not_taken_for_this_ones(demo_night, t
     again = write_package(second, over, now=NOW)
     assert again.rebuilt is None and again.copied["LB"] < again.records["LB"]
     assert files_of(over) == files_of(write_package(second, tmp_path / "whole", now=NOW).folder)
+
+
+def test_where_a_file_cannot_be_linked_it_is_written(demo_night, tmp_path, monkeypatch):
+    paths, _, _ = demo_night
+    over = tmp_path / "over"
+    write_package(paths.warehouse, over, now=NOW)
+    inodes = transport_inodes(over)
+
+    def refuse(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(writer.os, "link", refuse)
+    again = write_package(paths.warehouse, over, now=NOW)
+
+    assert again.kept == [] and again.copied == again.records
+    assert all(inodes[name] != inode for name, inode in transport_inodes(over).items())
+    assert files_of(over) == files_of(write_package(paths.warehouse, tmp_path / "whole", now=NOW).folder)
 
 
 @pytest.mark.parametrize("damage", ["a record's byte gone from the json", "xpt longer", "index of other code",
