@@ -21,6 +21,8 @@ from car22.night import faults
 from car22.night.paths import PRIVATE_FILE, WORK_DB, Paths
 from car22.night.storage import move_whole
 
+MEMORY_LIMIT = "1GB"  # DuckDB's memory during a night unless CAR22_MEMORY_LIMIT says otherwise
+
 
 def code_version() -> str:
     """The package version and, when run from a git checkout, its commit."""
@@ -44,8 +46,9 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
     if paths.warehouse.exists():
         shutil.copyfile(paths.warehouse, work_db)
     # DuckDB may take most of the machine's memory by default: the night's writer stays within a bound and
-    # spills to the work folder beyond it (README "Paths and settings").
-    con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or "2GB"})
+    # spills to the work folder beyond it (README "Paths and settings"; 1 GB keeps the night within 2 GB,
+    # bench/RESULTS.md).
+    con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or MEMORY_LIMIT})
     try:
         os.chmod(work_db, PRIVATE_FILE)  # the unpublished copy is the writer's alone until it is published
         ensure_schema(con)
