@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+import numpy as np
+
 from car22.config import Protocol
 from car22.submission.build import (
     HERE,
@@ -218,6 +220,7 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
     # The Dataset-JSON is always written: it names when the warehouse was last modified, which a previous file
     # would not say truly. The transport file carries only its own creation time (cdisc.md: it may differ).
     kept = prior is not None and _unchanged(runs, prior) and _linked(prior.xpt, stem.with_suffix(".xpt"))
+    encoded = _Encoded(built, runs, lengths, stem.parent)
     index = []
     with ExitStack() as files:
         xpt = None if kept else files.enter_context(open(stem.with_suffix(".xpt"), "wb", buffering=0))
@@ -236,9 +239,8 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
                 _copy(old_json, out.fileno(), first.json_at, last.json_at + last.json_bytes - first.json_at)
                 index += [[usubjid, c.records, c.digest, c.json_bytes, list(c.lengths)] for usubjid, c in run.copied]
                 continue
-            table = built.table(run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
-            xpt.write(xpt_pieces(table, lengths, stem.parent)[1])  # an encoded run: the file is not kept
-            text, sizes = json_records(table)
+            records, text, sizes = encoded.records_of(number)
+            xpt.write(records)  # an encoded run: the file is not kept
             out.write(text.encode("ascii"))
             at = 0
             for subject in run.encoded:
@@ -254,6 +256,46 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
         {"key": key, "lengths": lengths, "xpt_header": len(header), "json_head": len(head), "subjects": index}),
         encoding="utf-8")
     return Outcome(total, sum(run.records for run in runs if run.copied), lengths, kept)
+
+
+class _Encoded:
+    """The encoded runs' records, encoded a batch at a time. The subjects built are consecutive in the built table
+    even where copied subjects come between them in the files (a night's rebuilt participants, scattered through
+    USUBJID order): runs apart in the files are encoded together, one query and one pyreadstat call per batch
+    instead of per run. A batch spans at most RECORDS_AT_ONCE records of the built table, and joins the next run
+    only while the records it encodes for nothing (built subjects copied by their digest) stay fewer than those
+    it needs."""
+
+    def __init__(self, built: Built, runs: list[_Run], lengths: dict[str, int], scratch: Path) -> None:
+        self.built, self.lengths, self.scratch = built, lengths, scratch
+        self.size = record_length(built.dataset, lengths)
+        self.spans = {number: (run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
+                      for number, run in enumerate(runs) if run.encoded}
+        self.order = list(self.spans)
+        self.batch: tuple[int, bytes, str, np.ndarray] | None = None  # first row, records, JSON rows, offsets
+
+    def records_of(self, number: int) -> tuple[bytes, str, np.ndarray]:
+        """Run `number`'s transport records, Dataset-JSON rows (joined by ',') and each record's JSON size."""
+        first, stop = self.spans[number]
+        if self.batch is None or not self.batch[0] <= first or stop > self.batch[0] + len(self.batch[3]) - 1:
+            self._encode_from(number)
+        start, records, text, offsets = self.batch
+        i, j = first - start, stop - start
+        return (records[i * self.size:j * self.size], text[offsets[i]:offsets[j] - 1],
+                np.diff(offsets[i:j + 1]) - 1)
+
+    def _encode_from(self, number: int) -> None:
+        start, stop = self.spans[number]
+        needed = stop - start
+        for following in self.order[self.order.index(number) + 1:]:
+            first, end = self.spans[following]
+            if end - start > RECORDS_AT_ONCE or (end - start) - (needed + end - first) > needed + end - first:
+                break
+            stop, needed = end, needed + end - first
+        table = self.built.table(start, stop)
+        text, sizes = json_records(table)
+        offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
+        self.batch = (start, xpt_pieces(table, self.lengths, self.scratch)[1], text, offsets)
 
 
 class _opened:

@@ -171,6 +171,40 @@ def test_a_package_of_another_warehouse_is_not_taken_for_this_ones(demo_night, t
     assert files_of(over) == files_of(write_package(second, tmp_path / "whole", now=NOW).folder)
 
 
+def nth(n: int) -> str:
+    return f"(SELECT participant_id FROM core.participants ORDER BY participant_id LIMIT 1 OFFSET {n})"
+
+
+def test_subjects_rebuilt_apart_are_encoded_together(demo_night, tmp_path, monkeypatch):
+    """Three participants' lab values changed, a fourth rebuilt unchanged among them: their LB records lie apart in
+    the files, between copied subjects, but are one stretch of the built table, encoded in one batch."""
+    paths, _, _ = demo_night
+    over = tmp_path / "over"
+    write_package(paths.warehouse, over, now=NOW)
+    changed = [nth(1), nth(3), nth(6)]
+    first_result = ("(SELECT min(accession) FROM core.lab_results WHERE participant_id = {p} "
+                    "AND result_kind = 'VALUE')")
+    warehouse = changed_copy(demo_night, tmp_path, [
+        f"UPDATE core.lab_results SET value = value + 1 WHERE participant_id = {p} AND accession = "
+        f"{first_result.format(p=p)} AND result_kind = 'VALUE'" for p in changed], [*changed, nth(4)])
+    calls = []
+    encode = writer.xpt_pieces
+    monkeypatch.setattr(writer, "xpt_pieces", lambda table, *rest: calls.append((table.dataset.name, table.records))
+                        or encode(table, *rest))
+
+    reused = write_package(warehouse, over, now=NOW)
+    lb = [records for name, records in calls if name == "LB"]
+
+    assert files_of(over) == files_of(write_package(warehouse, tmp_path / "whole", now=NOW).folder)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rebuilt_lb = con.execute(f"""SELECT count(*) FROM core.lab_results WHERE participant_id IN
+                                     ({", ".join([*changed, nth(4)])})""").fetchall()[0][0]
+    # the headers, then one batch: the four rebuilt participants' LB records, the unchanged one's encoded for nothing
+    assert lb == [0, rebuilt_lb]
+    assert 0 < reused.records["LB"] - reused.copied["LB"] < rebuilt_lb
+    assert set(reused.kept) == set(reused.records) - {"LB", "ADLB"}
+
+
 def test_where_a_file_cannot_be_linked_it_is_written(demo_night, tmp_path, monkeypatch):
     paths, _, _ = demo_night
     over = tmp_path / "over"
