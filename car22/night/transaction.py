@@ -46,8 +46,8 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
     if paths.warehouse.exists():
         shutil.copyfile(paths.warehouse, work_db)
     # DuckDB may take most of the machine's memory by default: the night's writer stays within a bound and
-    # spills to the work folder beyond it (README "Paths and settings"; 1 GB keeps the night within 2 GB,
-    # bench/RESULTS.md).
+    # spills to the work folder beyond it (README "Paths and settings"). At 20,000 participants the night's
+    # peak was 2,064 MB with 1 GB, 2,590 MB with 2 GB (bench/RESULTS.md).
     con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or MEMORY_LIMIT})
     try:
         os.chmod(work_db, PRIVATE_FILE)  # the unpublished copy is the writer's alone until it is published
