@@ -11,6 +11,7 @@ from prefect.states import Failed, State
 
 from car22.config import load_protocol
 from car22.loading import data_issues
+from car22.loading.load import EnrolledIds
 from car22.night import faults, timing, transaction
 from car22.night.paths import InboxUnusable, Paths
 from car22.reports.run_summary import RunSummary, file_counts, run_summary
@@ -62,8 +63,9 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         # 3. Each file: archive, parse, validate, append to raw and staging (one transaction per file).
         with timing.stage("validate"):
             validator = Validator(paths.reports, protocol)
+        enrolled = EnrolledIds(con)
         for path in new_files:
-            steps.ingest(con, path, run_id, paths, validator, datetime.now())
+            steps.ingest(con, path, run_id, paths, validator, enrolled, datetime.now())
         scope = transaction.rebuild_scope(con, run_id)
         if scope == "everything":
             # 4. Current versions, core tables, enrollment holds, file counts.

@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 from car22.config import Protocol
 from car22.intake import take
 from car22.loading import data_issues, incremental, versions
-from car22.loading.load import FileOutcome, enrolled_ids, ingest_file
+from car22.loading.load import EnrolledIds, FileOutcome, ingest_file
 from car22.night import faults, progress, timing, transaction
 from car22.night.paths import Paths
 from car22.reports import artifacts, clinical_events, run_summary, trial_report
@@ -42,9 +42,10 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
 
 @task(name="ingest-file", task_run_name="ingest {path.name}", cache_policy=NONE)
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, run_id: int, paths: Paths, validator: Validator,
-           received_at: datetime) -> FileOutcome:
+           enrolled: EnrolledIds, received_at: datetime) -> FileOutcome:
     outcome = ingest_file(con, path, run_id=run_id, archive_dir=paths.archive, validator=validator,
-                          received_at=received_at, enrolled_ids=enrolled_ids(con))
+                          received_at=received_at, enrolled_ids=enrolled.ids)
+    enrolled.after(outcome)
     if outcome.status == "quarantined":
         get_run_logger().warning("%s: quarantined: %s", outcome.file_name, outcome.reason)
     progress.report("file")

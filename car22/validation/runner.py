@@ -102,6 +102,9 @@ class _Suite:
                 uses.setdefault(column, []).append(e["kwargs"].get("row_condition") == is_null(typed))
         self.untyped_only = {column for column, conditioned in uses.items() if all(conditioned)}
         self.templates = {name: list(string.Formatter().parse(e["meta"]["reason"])) for name, e in self.checks.items()}
+        for check, template in self.templates.items():
+            if shown := {name for _, name, _, _ in template if name} & WITHHELD:
+                raise ValueError(f"{self.name}.{check} may not show {sorted(shown)}")
 
     def sql_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The columns the suite reads, as the validation frame has them."""
@@ -138,14 +141,14 @@ class _Suite:
 
     def reasons(self, check: str, frame: pd.DataFrame, rows: list[int], parameters: dict[str, Any]) -> list[str]:
         """The check's reason for each row, its fields filled with the row's raw text or typed values."""
+        if not rows:
+            return []
         template = self.templates[check]
         positions = pd.Index(frame["row_number"]).get_indexer(rows)
         values: dict[str, tuple[list[Any], bool]] = {}
         for _, name, _, conversion in template:
             if not name or name in values or name in parameters:
                 continue
-            if name in WITHHELD:
-                raise ValueError(f"{self.name}.{check} may not show {name}")
             text = f"{name}_text"
             column = text if text in frame.columns else name
             values[name] = (frame[column].iloc[positions].tolist(), column == text and conversion != "s")

@@ -14,6 +14,7 @@ from car22.intake.sources import (
     FLOW_MRD,
     LABS,
     QPCR,
+    TYPED_BY_SQL_FROM,
     type_frame,
 )
 
@@ -344,3 +345,18 @@ def test_a_column_the_sql_cannot_type_exactly_is_left_to_the_reference(kind, val
     from car22.intake.sources import Field, _type_by_sql
 
     assert _type_by_sql([Field("x", "X", kind)], pd.DataFrame({"X": pd.Series(values, dtype="string")})) == {}
+
+
+@pytest.mark.parametrize("rows", [TYPED_BY_SQL_FROM - 1, TYPED_BY_SQL_FROM])
+def test_a_file_is_typed_alike_below_and_from_the_size_typed_in_sql(rows):
+    """A file of fewer than TYPED_BY_SQL_FROM rows is typed by pandas, a larger one by SQL: the frames are equal
+    to the reference typing either way, padded, odd and unparseable values included."""
+    from car22.intake.sources import type_column
+
+    values = ["CD22-001,A{i},2026-03-01 08:00,2026-03-01 10:00,ANC,751-8,Neutrophils,0.4,K/uL,1.5,8.0,L,F",
+              "CD22-002,B{i}, 2026-03-02 08:00 ,2026-03-02 10:00,PLT,777-3,Platelets,<20,K/uL, 150 ,450,L,F",
+              "CD22-003,C{i},2026-02-30 08:00,yesterday,WBC,6690-2,White cells,1e3,K/uL,x,11,,F"]
+    export = read_export(text(LAB_HEADER, *(values[i % 3].format(i=i) for i in range(rows))))
+    typed = type_frame(LABS, export.rows)
+    for f in LABS.fields:
+        pd.testing.assert_series_equal(typed[f.name], type_column(export.rows[f.raw], f), check_names=False)
