@@ -246,27 +246,31 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
                arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
         FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
+    # Per issue, the numbers first (its first and latest finding by seq, when it was seen, in how many files),
+    # then the texts of those two findings by their seq: aggregating the texts of a million issues cost twice as
+    # much (at 2,000 participants, 9.7 s against 3.7 s). source, record_key and check_name make the issue id.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
-        SELECT i.issue_id, any_value(i.source) AS source,
-               arg_max(i.participant_id, i.seq) AS participant_id,
-               any_value(i.record_key) AS record_key, any_value(i.check_name) AS check_name,
-               arg_max(i.severity, i.seq) AS severity,
-               CASE WHEN NOT any_value(s.present) THEN 'RESOLVED'
-                    WHEN any_value(d.decision) = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
-               min(i.seen_at) AS first_seen_at, arg_min(i.file_id, i.seq) AS first_seen_file_id,
-               max(i.seen_at) AS last_seen_at, arg_max(i.file_id, i.seq) AS last_seen_file_id,
-               CAST(count(DISTINCT i.file_id) AS INTEGER) AS times_seen,
-               any_value(t.seen_at) AS resolved_at, any_value(r.resolved_by_file_id) AS resolved_by_file_id,
-               CASE WHEN any_value(s.present) AND coalesce(any_value(d.decision), '') <> 'ACCEPT'
-                    THEN {_age_days('min(i.seen_at)')} END AS age_days,
-               arg_max(i.reason, i.seq) AS reason,
-               any_value(d.decided_by) AS decided_by, any_value(d.reason) AS decision_reason
-        FROM finding_rows i
-        JOIN issue_state s USING (issue_id)
-        LEFT JOIN issue_resolution r USING (issue_id)
+        WITH found AS (
+            SELECT issue_id, min(seq) AS first_seq, max(seq) AS latest_seq, min(seen_at) AS first_seen_at,
+                   max(seen_at) AS last_seen_at, CAST(count(DISTINCT file_id) AS INTEGER) AS times_seen
+            FROM finding_rows GROUP BY issue_id)
+        SELECT i.issue_id, latest.source, latest.participant_id, latest.record_key, latest.check_name,
+               latest.severity,
+               CASE WHEN NOT s.present THEN 'RESOLVED'
+                    WHEN d.decision = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
+               i.first_seen_at, first.file_id AS first_seen_file_id,
+               i.last_seen_at, latest.file_id AS last_seen_file_id, i.times_seen,
+               t.seen_at AS resolved_at, r.resolved_by_file_id,
+               CASE WHEN s.present AND coalesce(d.decision, '') <> 'ACCEPT'
+                    THEN {_age_days('i.first_seen_at')} END AS age_days,
+               latest.reason, d.decided_by, d.reason AS decision_reason
+        FROM found i
+        JOIN finding_rows latest ON latest.seq = i.latest_seq
+        JOIN finding_rows first ON first.seq = i.first_seq
+        JOIN issue_state s ON s.issue_id = i.issue_id
+        LEFT JOIN issue_resolution r ON r.issue_id = i.issue_id
         LEFT JOIN file_times t ON t.file_id = r.resolved_by_file_id
-        LEFT JOIN last_decision d USING (issue_id)
-        GROUP BY i.issue_id""", [run_time])
+        LEFT JOIN last_decision d ON d.issue_id = i.issue_id""", [run_time])
 
 
 def known_issue_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
