@@ -111,17 +111,47 @@ def _readable(con: duckdb.DuckDBPyConnection, only: list[str] | None) -> Iterato
                 f"WHERE participant_id IN (SELECT unnest($only)) ORDER BY row_in_query")
 
 
-def _by_participant(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> dict[str, dict[str, list]]:
-    """Each query's rows (named tuples) split by participant. Plain tuples, not frames: a page is built in
-    about a millisecond. `only`: the participant ids to read (all when None)."""
-    split: dict[str, dict[str, list]] = {name: {} for name in QUERIES}
+def _by_participant(con: duckdb.DuckDBPyConnection, only: list[str] | None = None
+                    ) -> Iterator[tuple[str, dict[str, list]]]:
+    """Each enrolled participant (of `only`, all when None) with each query's rows of theirs (named tuples;
+    plain tuples, not frames: a page is built in about a millisecond). Every query is ordered by participant_id
+    first, so they are read side by side, a batch of rows at a time: only one participant's rows are held at
+    once (holding every participant's took 1.7 GB at 20,000 participants)."""
+    groups: dict[str, Iterator[tuple[str, list]]] = {}
     for name, sql in _readable(con, only):
-        cursor = con.execute(sql, None if only is None else {"only": only})
-        row = namedtuple(name, [d[0] for d in cursor.description])  # noqa: PYI024
-        for values in cursor.fetchall():
-            record = row(*values)
-            split[name].setdefault(record.participant_id, []).append(record)
-    return split
+        cursor = con.cursor()
+        cursor.execute(sql, None if only is None else {"only": only})
+        groups[name] = _grouped(cursor, namedtuple(name, [d[0] for d in cursor.description]))  # noqa: PYI024
+    participants = groups.pop("participants", iter(()))
+    ahead: dict[str, tuple[str, list] | None] = {name: next(rows, None) for name, rows in groups.items()}
+    for pid, people in participants:
+        facts: dict[str, list] = {"participants": people}
+        for name, rows in groups.items():
+            while ahead[name] is not None and ahead[name][0] < pid:
+                ahead[name] = next(rows, None)
+            if ahead[name] is not None and ahead[name][0] == pid:
+                facts[name] = ahead[name][1]
+                ahead[name] = next(rows, None)
+        yield pid, facts
+
+
+def _grouped(cursor: duckdb.DuckDBPyConnection, row: type, batch: int = 10_000) -> Iterator[tuple[str, list]]:
+    """(participant_id, its rows) of a result ordered by participant_id, read `batch` rows at a time; rows
+    without a participant are left out."""
+    pid, rows = None, []
+    try:
+        while chunk := cursor.fetchmany(batch):
+            for values in chunk:
+                record = row(*values)
+                if record.participant_id != pid:
+                    if rows and pid is not None:
+                        yield pid, rows
+                    pid, rows = record.participant_id, []
+                rows.append(record)
+        if rows and pid is not None:
+            yield pid, rows
+    finally:
+        cursor.close()
 
 
 def _digests(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> dict[str, str]:
@@ -389,6 +419,6 @@ def _keep_digests(out_dir: Path, digests: dict[str, str]) -> None:
 
 def _pages(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> Iterator[tuple[str, str]]:
     """(participant id, page HTML) of every enrolled participant, or of those `only` names."""
-    split = _by_participant(con, only)
-    for pid, (person,) in split["participants"].items():
-        yield pid, render_profile(pid, person, {name: rows[pid] for name, rows in split.items() if pid in rows})
+    for pid, facts in _by_participant(con, only):
+        (person,) = facts["participants"]
+        yield pid, render_profile(pid, person, facts)
