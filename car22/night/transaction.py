@@ -21,7 +21,7 @@ from car22.night import faults
 from car22.night.paths import PRIVATE_FILE, WORK_DB, Paths
 from car22.night.storage import move_whole
 
-MEMORY_LIMIT = "1GB"  # DuckDB's memory during a night unless CAR22_MEMORY_LIMIT says otherwise
+MEMORY_LIMIT = "768MB"  # DuckDB's memory during a night unless CAR22_MEMORY_LIMIT says otherwise
 
 
 def code_version() -> str:
@@ -46,8 +46,8 @@ def open_work_copy(paths: Paths) -> duckdb.DuckDBPyConnection:
     if paths.warehouse.exists():
         shutil.copyfile(paths.warehouse, work_db)
     # DuckDB may take most of the machine's memory by default: the night's writer stays within a bound and
-    # spills to the work folder beyond it (README "Paths and settings"). At 20,000 participants the night's
-    # peak was 2,064 MB with 1 GB, 2,590 MB with 2 GB (bench/RESULTS.md).
+    # spills to the work folder beyond it (README "Paths and settings"). At 20,000 participants the derive
+    # stage peaked at 1,805 MB with 768 MB, 2,029 MB with 1 GB, 2,590 MB (the night) with 2 GB (bench/RESULTS.md).
     con = duckdb.connect(str(work_db), config={"memory_limit": os.environ.get("CAR22_MEMORY_LIMIT") or MEMORY_LIMIT})
     try:
         os.chmod(work_db, PRIVATE_FILE)  # the unpublished copy is the writer's alone until it is published
