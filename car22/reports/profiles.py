@@ -34,6 +34,7 @@ DIGESTS = f".{FOLDER}.digests.json"
 RENDERER = hashlib.md5(Path(__file__).read_bytes() + Path(present.__file__).read_bytes()
                        + duckdb.__version__.encode()).hexdigest()
 REPORT_LINK = "../trial_report.html#swimmer"
+ROWS_AT_ONCE = 10_000  # rows fetched at a time from each query while the pages are built
 
 # Timeline geometry (SVG user units; the picture scales to the page width).
 WIDTH, LEFT, RIGHT, LANE, TOP = 960, 150, 20, 28, 10
@@ -135,12 +136,12 @@ def _by_participant(con: duckdb.DuckDBPyConnection, only: list[str] | None = Non
         yield pid, facts
 
 
-def _grouped(cursor: duckdb.DuckDBPyConnection, row: type, batch: int = 10_000) -> Iterator[tuple[str, list]]:
-    """(participant_id, its rows) of a result ordered by participant_id, read `batch` rows at a time; rows
-    without a participant are left out."""
+def _grouped(cursor: duckdb.DuckDBPyConnection, row: type) -> Iterator[tuple[str, list]]:
+    """(participant_id, its rows) of a result ordered by participant_id, read ROWS_AT_ONCE rows at a time;
+    rows without a participant are left out."""
     pid, rows = None, []
     try:
-        while chunk := cursor.fetchmany(batch):
+        while chunk := cursor.fetchmany(ROWS_AT_ONCE):
             for values in chunk:
                 record = row(*values)
                 if record.participant_id != pid:
