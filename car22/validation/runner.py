@@ -27,7 +27,7 @@ from car22.intake.sources import SOURCES, Source
 from car22.validation import sql_engine
 from car22.validation.checks.fields import is_null
 from car22.validation.data_docs import DataDocs, show
-from car22.validation.suites import SUITES_DIR, WITHHELD
+from car22.validation.suites import SUITES_DIR, WITHHELD, template_fields
 
 NS_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
 ENGINES = ("sql", "gx")
@@ -102,8 +102,8 @@ class _Suite:
                 uses.setdefault(column, []).append(e["kwargs"].get("row_condition") == is_null(typed))
         self.untyped_only = {column for column, conditioned in uses.items() if all(conditioned)}
         self.templates = {name: list(string.Formatter().parse(e["meta"]["reason"])) for name, e in self.checks.items()}
-        for check, template in self.templates.items():
-            if shown := {name for _, name, _, _ in template if name} & WITHHELD:
+        for check, e in self.checks.items():
+            if shown := template_fields(e["meta"]["reason"]) & WITHHELD:
                 raise ValueError(f"{self.name}.{check} may not show {sorted(shown)}")
 
     def sql_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
