@@ -230,6 +230,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                     ELSE EXISTS (SELECT 1 FROM finding_rows i WHERE i.issue_id = j.issue_id
                                  AND i.file_id = j.judge_file) END AS present
         FROM judged j""")
+    _drop(con, "latest_word")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
         SELECT s.issue_id,
                CASE WHEN s.check_name = '{HELD}' THEN e.file_id
@@ -246,19 +247,21 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
                arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
         FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
-    # Per issue, the numbers first (its first and latest finding by seq, when it was seen, in how many files),
-    # then the texts of those two findings by their seq: aggregating the texts of a million issues cost twice as
-    # much (at 2,000 participants, 9.7 s against 3.7 s). source, record_key and check_name make the issue id.
+    # Per issue, the numbers first (its first finding's file and its latest finding by seq, when it was seen, in
+    # how many files), then the texts of the latest finding by its seq: aggregating the texts of a million issues
+    # cost twice as much (at 2,000 participants, 9.7 s against 3.7 s), and a second join of finding_rows for the
+    # first finding's file did not fit in 768 MB there. source, record_key and check_name make the issue id.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
         WITH found AS (
-            SELECT issue_id, min(seq) AS first_seq, max(seq) AS latest_seq, min(seen_at) AS first_seen_at,
-                   max(seen_at) AS last_seen_at, CAST(count(DISTINCT file_id) AS INTEGER) AS times_seen
+            SELECT issue_id, arg_min(file_id, seq) AS first_file_id, max(seq) AS latest_seq,
+                   min(seen_at) AS first_seen_at, max(seen_at) AS last_seen_at,
+                   CAST(count(DISTINCT file_id) AS INTEGER) AS times_seen
             FROM finding_rows GROUP BY issue_id)
         SELECT i.issue_id, latest.source, latest.participant_id, latest.record_key, latest.check_name,
                latest.severity,
                CASE WHEN NOT s.present THEN 'RESOLVED'
                     WHEN d.decision = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
-               i.first_seen_at, first.file_id AS first_seen_file_id,
+               i.first_seen_at, i.first_file_id AS first_seen_file_id,
                i.last_seen_at, latest.file_id AS last_seen_file_id, i.times_seen,
                t.seen_at AS resolved_at, r.resolved_by_file_id,
                CASE WHEN s.present AND coalesce(d.decision, '') <> 'ACCEPT'
@@ -266,17 +269,26 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                latest.reason, d.decided_by, d.reason AS decision_reason
         FROM found i
         JOIN finding_rows latest ON latest.seq = i.latest_seq
-        JOIN finding_rows first ON first.seq = i.first_seq
         JOIN issue_state s ON s.issue_id = i.issue_id
         LEFT JOIN issue_resolution r ON r.issue_id = i.issue_id
         LEFT JOIN file_times t ON t.file_id = r.resolved_by_file_id
         LEFT JOIN last_decision d ON d.issue_id = i.issue_id""", [run_time])
+    _drop(con, "finding_rows", "issue_state", "issue_resolution", "last_decision", "enrolled_since")
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *temp_tables: str) -> None:
+    """Let go of temp tables no longer needed: the night's connection lives on, and DuckDB would hold them in
+    its memory (a million findings are some 400 MB) through the rest of the night."""
+    for name in temp_tables:
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
 def known_issue_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     """Every issue a decision may name: those of everything loaded so far (exports.md §E)."""
     compute(con, datetime.now())
-    return frozenset(row[0] for row in con.execute("SELECT issue_id FROM issues_now").fetchall())
+    known = frozenset(row[0] for row in con.execute("SELECT issue_id FROM issues_now").fetchall())
+    _drop(con, "issues_now", "file_times", "newest_file")
+    return known
 
 
 def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> None:
@@ -320,6 +332,7 @@ def update(con: duckdb.DuckDBPyConnection, run_id: int, run_time: datetime) -> N
     con.execute("INSERT INTO ops.data_issues BY NAME SELECT * FROM issues_now")
     if scoped:
         _age_open_issues(con, run_time)
+    _drop(con, "issues_now", "file_times", "newest_file", "scope_keys", "scope_sources")
 
 
 def _age_open_issues(con: duckdb.DuckDBPyConnection, run_time: datetime) -> None:

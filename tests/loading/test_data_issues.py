@@ -297,8 +297,10 @@ def test_only_a_night_without_files_on_the_same_code_and_settings_skips_the_reco
 @pytest.fixture
 def checked_update(monkeypatch) -> list[bool]:
     """Every night's update is run twice from the same state, the full recompute then the scoped one, and the
-    two must leave ops.data_issues and ops.data_issue_events exactly equal (every column, events in order).
-    Returns, night by night, whether the night was scoped."""
+    two must leave ops.data_issues and ops.data_issue_events exactly equal (every column, events in order), and
+    no temp table behind: the night's connection lives on, and at 2,000 participants the recompute's tables held
+    859 MB of DuckDB's memory through the rest of the night. Returns, night by night, whether the night was
+    scoped."""
     from car22.loading import data_issues as issues_module
 
     update, scoped = issues_module.update, issues_module._scoped
@@ -308,11 +310,16 @@ def checked_update(monkeypatch) -> list[bool]:
         return (con.execute("SELECT * FROM ops.data_issues ORDER BY issue_id").fetchall(),
                 con.execute("SELECT * FROM ops.data_issue_events").fetchall())
 
+    def temp_tables(con) -> list[tuple]:
+        return con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary ORDER BY 1").fetchall()
+
     def checked(con, run_id, run_time):
         for table in ("data_issues", "data_issue_events"):
             con.execute(f"CREATE OR REPLACE TEMP TABLE before_{table} AS SELECT * FROM ops.{table}")
+        others = temp_tables(con)
         monkeypatch.setattr(issues_module, "_scoped", lambda *_: False)
         update(con, run_id, run_time)
+        assert temp_tables(con) == others
         full = tables(con)
         for table in ("data_issues", "data_issue_events"):
             con.execute(f"DELETE FROM ops.{table}")
@@ -321,6 +328,9 @@ def checked_update(monkeypatch) -> list[bool]:
         nights.append(scoped(con, run_id))
         update(con, run_id, run_time)
         assert tables(con) == full
+        assert temp_tables(con) == others
+        for table in ("data_issues", "data_issue_events"):
+            con.execute(f"DROP TABLE before_{table}")
 
     monkeypatch.setattr(issues_module, "update", checked)
     return nights
