@@ -1,5 +1,5 @@
-"""A built dataset as SAS transport v5 (through pyreadstat: the IBM float conversion is never ours) and as
-Dataset-JSON v1.1 (cdisc.md "Standards and files"). Both take names, labels, types and lengths from the
+"""A built dataset as SAS transport v5 (pyreadstat's headers and IBM floats, laid out by column here: the
+conversion is never ours) and as Dataset-JSON v1.1 (cdisc.md "Standards and files"). Both take names, labels, types and lengths from the
 variable metadata, like the Define-XML, so the three files describe the same columns."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from car22.submission.build import TEXT, Dataset, Table, Variable
 SAS_EPOCH = np.datetime64("1960-01-01", "D")
 DATASET_JSON_VERSION = "1.1.0"
 XPT_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"  # the last header before the records
+XPT_WIDE = 100  # numbers per record of the file that converts them to IBM floats: pyreadstat's cost is per record
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # Dataset-JSON dataType by metadata type; ISO 8601 text dates are "date"/"datetime", a numeric SAS date is an
 # ISO date in the JSON with targetDataType "integer" (its SAS form), as Dataset-JSON 1.1 specifies.
@@ -31,48 +32,94 @@ def record_length(dataset: Dataset, lengths: dict[str, int]) -> int:
     return sum(lengths[v.name] if v.type in TEXT else 8 for v in dataset.variables)
 
 
-def xpt_pieces(table: Table, lengths: dict[str, int], scratch: Path) -> tuple[bytes, bytes]:
-    """The SAS transport v5 file of `table` in two pieces: the headers, and the records (record_length bytes
-    each, in order); the file is the headers, the records, then blanks up to a multiple of 80 bytes. Numbers go
-    as doubles (pyreadstat converts them to IBM), ADaM dates as SAS dates with DATE9., text as ASCII with an
-    empty string for a missing value (SAS has no null text).
+def xpt_header(dataset: Dataset, lengths: dict[str, int], scratch: Path) -> bytes:
+    """The SAS transport v5 headers of the dataset, written by pyreadstat: the file is the headers, the records
+    (xpt_records), then blanks up to a multiple of 80 bytes.
 
-    pyreadstat sizes a text variable by its longest value in the frame it is given, so one more record, whose
-    texts have the declared lengths (and whose numbers are 0, not missing: see below), is written after the
-    table's and cut off: any slice of a dataset's records
-    is written with the whole dataset's lengths, and slices join into the file of the whole.
+    pyreadstat sizes a text variable by its longest value in the frame it is given, so it is given one record
+    whose texts have the declared lengths, and that record is cut off."""
+    columns = {v.name: (["X" * lengths[v.name]] if v.type in TEXT else [0.0]) for v in dataset.variables}
+    written = _pyreadstat_xpt(dataset, pd.DataFrame(columns), scratch)
+    header = written.index(XPT_OBS_HEADER) + 80
+    if len(written) != header + _padded(record_length(dataset, lengths)):
+        raise ValueError(f"{dataset.name}: pyreadstat wrote records of another length than the declared "
+                         f"{record_length(dataset, lengths)} bytes")
+    return written[:header]
 
-    pyreadstat calls pd.isna on every value of a column that has a missing value, and reads a plain object or
-    str column one call per value. So text goes as categoricals with '' for null (pyreadstat reads their values
-    out of one list, none missing) and numbers as float64 with NaN for missing: only the number columns that
-    have one pay the pd.isna."""
+
+def xpt_records(table: Table, lengths: dict[str, int], scratch: Path) -> bytes:
+    """The table's SAS transport v5 records, record_length bytes each, in order: the bytes pyreadstat writes for
+    the whole table (held equal by the tests), laid out a column at a time.
+
+    A record is its variables' fields side by side: a text field is the ASCII value padded with blanks to the
+    declared length (blank: null, as SAS has no null text); a number field is the 8-byte IBM float of the
+    double (NaN: missing; an ADaM date, its SAS day number). The IBM conversion is pyreadstat's (cdisc.md: by a
+    library, never by hand): each distinct number of the table is written once by pyreadstat, and its bytes
+    are taken from there. pyreadstat writes a record a value at a time, through Python objects: given the
+    table itself, it took half of the submission's time."""
     dataset = table.dataset
-    columns = {}
+    numbers = {v.name: _doubles(table.frame[v.name], v) for v in dataset.variables if v.type not in TEXT}
+    codes, keys = pd.factorize(np.concatenate([values.view("int64") for values in numbers.values()])
+                               if numbers else np.empty(0, dtype="int64"))
+    ibm = _ibm_doubles(keys.view("float64"), dataset, scratch)
+    records = np.empty((table.records, record_length(dataset, lengths)), dtype=np.uint8)
+    at, number = 0, 0
     for variable in dataset.variables:
-        column = table.frame[variable.name]
         if variable.type in TEXT:
-            columns[variable.name] = _with_last(_empty_for_null(column.array), "X" * lengths[variable.name])
-        elif variable.type == "sasdate":
-            days = column.to_numpy(dtype="datetime64[D]")
-            values = np.where(np.isnat(days), np.nan, (days - SAS_EPOCH).astype("float64"))
-            columns[variable.name] = np.append(values, 0.0)
+            width = lengths[variable.name]
+            column = table.frame[variable.name].array
+            fields = _blank_padded([*column.categories, ""], width)  # code -1 (null) picks the blank one
+            records[:, at:at + width] = fields[column.codes]
         else:
-            columns[variable.name] = np.append(column.to_numpy(dtype="float64", na_value=np.nan), 0.0)
-    formats = {v.name: "DATE9." for v in dataset.variables if v.type == "sasdate"}
+            width = 8
+            records[:, at:at + width] = ibm[codes[number:number + table.records]]
+            number += table.records
+        at += width
+    return records.tobytes()
+
+
+def _doubles(column: pd.Series, variable: Variable) -> np.ndarray:
+    """A number column as the doubles the transport file holds: NaN for null, an ADaM date as days since
+    1960-01-01 (SAS dates, shown with DATE9.)."""
+    if variable.type == "sasdate":
+        days = column.to_numpy(dtype="datetime64[D]")
+        return np.where(np.isnat(days), np.nan, (days - SAS_EPOCH).astype("float64"))
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _ibm_doubles(values: np.ndarray, dataset: Dataset, scratch: Path) -> np.ndarray:
+    """Each double's 8 transport bytes as pyreadstat writes them, as rows of a uint8 array: the values go as the
+    records of a file of up to XPT_WIDE numeric variables, whose records are then read off in order."""
+    if not values.size:
+        return np.empty((0, 8), dtype=np.uint8)
+    wide = min(XPT_WIDE, values.size)
+    padded = np.append(values, np.zeros(-values.size % wide))
+    frame = pd.DataFrame(padded.reshape(-1, wide), columns=[f"X{i}" for i in range(wide)])
+    written = _pyreadstat_xpt(dataset, frame, scratch)
+    header = written.index(XPT_OBS_HEADER) + 80
+    ibm = np.frombuffer(written, dtype=np.uint8, count=padded.size * 8, offset=header)
+    return ibm.reshape(-1, 8)[:values.size]
+
+
+def _blank_padded(values: list[str], width: int) -> np.ndarray:
+    """ASCII values as rows of a uint8 array of `width` bytes, each padded with blanks."""
+    joined = "".join(value.ljust(width) for value in values).encode("ascii")
+    return np.frombuffer(joined, dtype=np.uint8).reshape(len(values), width)
+
+
+def _pyreadstat_xpt(dataset: Dataset, frame: pd.DataFrame, scratch: Path) -> bytes:
+    """The bytes of pyreadstat's transport v5 file of `frame`, labelled as `dataset` (its variables' labels and
+    formats when the frame has its variables)."""
+    own = list(frame.columns) == [v.name for v in dataset.variables]
+    formats = {v.name: "DATE9." for v in dataset.variables if v.type == "sasdate"} if own else {}
     path = scratch / f"{dataset.name.lower()}.slice.xpt"
     try:
-        pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_label=dataset.label,
-                               table_name=dataset.name, column_labels=[v.label for v in dataset.variables],
+        pyreadstat.write_xport(frame, str(path), file_label=dataset.label, table_name=dataset.name,
+                               column_labels=[v.label for v in dataset.variables] if own else None,
                                file_format_version=5, variable_format=formats or None)
-        written = path.read_bytes()
+        return path.read_bytes()
     finally:
         path.unlink(missing_ok=True)
-    header = written.index(XPT_OBS_HEADER) + 80
-    size = record_length(dataset, lengths)
-    if len(written) != header + _padded((table.records + 1) * size):
-        raise ValueError(f"{dataset.name}: pyreadstat wrote records of another length than the declared "
-                         f"{size} bytes")
-    return written[:header], written[header:header + table.records * size]
 
 
 def xpt_padding(records_bytes: int) -> bytes:
@@ -82,21 +129,6 @@ def xpt_padding(records_bytes: int) -> bytes:
 
 def _padded(size: int) -> int:
     return -(-size // 80) * 80
-
-
-def _with_last(values: pd.Categorical, last: str) -> pd.Categorical:
-    """The categorical with one more value at its end."""
-    if last not in values.categories:
-        values = values.add_categories([last])
-    codes = np.append(values.codes, values.categories.get_loc(last))
-    return pd.Categorical.from_codes(codes, values.categories)
-
-
-def _empty_for_null(values: pd.Categorical) -> pd.Categorical:
-    """'' for null: SAS has no null text, and a column with no missing value spares pyreadstat its pd.isna."""
-    if "" not in values.categories:
-        values = values.add_categories([""])
-    return values.fillna("")
 
 
 def json_head(dataset: Dataset, records: int, lengths: dict[str, int], *, created: str, study_oid: str,

@@ -42,8 +42,9 @@ from car22.submission.files import (
     json_records,
     json_tail,
     record_length,
+    xpt_header,
     xpt_padding,
-    xpt_pieces,
+    xpt_records,
 )
 
 INDEX = ".records"
@@ -216,7 +217,7 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
     total = sum(run.records for run in runs)
     size = record_length(dataset, lengths)
     head = json_head(dataset, total, lengths, created=created, study_oid=study_oid, version=version)
-    header = xpt_pieces(built.table(0, 0), lengths, stem.parent)[0]  # the headers alone: no record of the table
+    header = xpt_header(dataset, lengths, stem.parent)
     # The Dataset-JSON is always written: it names when the warehouse was last modified, which a previous file
     # would not say truly. The transport file carries only its own creation time (cdisc.md: it may differ).
     kept = prior is not None and _unchanged(runs, prior) and _linked(prior.xpt, stem.with_suffix(".xpt"))
@@ -295,7 +296,7 @@ class _Encoded:
         table = self.built.table(start, stop)
         text, sizes = json_records(table)
         offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
-        self.batch = (start, xpt_pieces(table, self.lengths, self.scratch)[1], text, offsets)
+        self.batch = (start, xpt_records(table, self.lengths, self.scratch), text, offsets)
 
 
 class _opened:

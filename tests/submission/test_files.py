@@ -4,6 +4,7 @@ infinity, an empty string beside a null, quotes and control characters, a date b
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import numpy as np
@@ -52,3 +53,86 @@ def test_json_text_is_json_dumps_of_the_document(names):
     # each record's size, which the package index keeps to find a subject's records again
     sizes = [int(size) for _, piece_sizes in pieces for size in piece_sizes]
     assert sizes == [len(json.dumps(row, ensure_ascii=True, separators=(",", ":"))) for row in rows]
+
+
+def pyreadstat_whole(table: Table, lengths: dict[str, int], path) -> bytes:
+    """The transport file pyreadstat writes of every record at once, as the package was written before: text with
+    '' for null, numbers as doubles with NaN for null, dates as SAS days, and one last record setting the
+    declared lengths, cut off with its padding."""
+    import pyreadstat
+
+    columns = {}
+    for v in table.dataset.variables:
+        column = table.frame[v.name]
+        if v.type in files.TEXT:
+            columns[v.name] = [*(value if isinstance(value, str) else "" for value in column), "X" * lengths[v.name]]
+        elif v.type == "sasdate":
+            days = column.to_numpy(dtype="datetime64[D]")
+            columns[v.name] = [*np.where(np.isnat(days), np.nan, (days - files.SAS_EPOCH).astype("float64")), 0.0]
+        else:
+            columns[v.name] = [*column.to_numpy(dtype="float64", na_value=np.nan), 0.0]
+    pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_label=table.dataset.label,
+                           table_name=table.dataset.name, column_labels=[v.label for v in table.dataset.variables],
+                           file_format_version=5,
+                           variable_format={v.name: "DATE9." for v in table.dataset.variables if v.type == "sasdate"}
+                           or None)
+    written = path.read_bytes()
+    records_end = written.index(files.XPT_OBS_HEADER) + 80 + table.records * files.record_length(table.dataset,
+                                                                                                  lengths)
+    return written[:records_end] + files.xpt_padding(table.records * files.record_length(table.dataset, lengths))
+
+
+def edge_values() -> pd.DataFrame:
+    """Values the warehouses here hold and some they never do: -0.0, NaN beside null, infinities, the smallest and
+    largest doubles (beyond the IBM format's range), integers beyond 2**53, dates far apart; text empty, null,
+    of the declared length, with blanks at either end."""
+    return pd.DataFrame({
+        "TEXT": pd.Categorical.from_codes([0, 1, -1, 2, 3, 0, 1, 4, -1],
+                                          pd.Index(["a value", "", "twenty characters...", " lead", "tab\t"],
+                                                   dtype=object)),
+        "COUNT": pd.arrays.IntegerArray(np.array([1, -5, 0, 2**31 - 1, 7, 7, 0, -(2**31), 3], dtype="int64"),
+                                        np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], dtype=bool)),
+        "VALUE": pd.arrays.FloatingArray(np.array([-0.0, 0.0, np.nan, np.inf, 1e-05, 0.1 + 0.2, -np.inf, 5e-324,
+                                                   1.7976931348623157e308]),
+                                         np.array([0, 0, 0, 0, 1, 0, 0, 0, 0], dtype=bool)),
+        "BIG": pd.arrays.FloatingArray(np.array([2.0**53 + 2, -(2.0**60), 1e75, 7.2e75, 1e-78, 5.4e-79, 123.456,
+                                                 -1.0, 2.0**53 + 2]), np.zeros(9, dtype=bool)),
+        "ADT": np.array(["0999-01-02", "NaT", "2026-03-10", "1960-01-01", "9999-12-31", "2026-03-10", "1959-12-31",
+                         "NaT", "2027-01-01"], dtype="datetime64[D]"),
+    })
+
+
+def many_values(records: int = 1234) -> pd.DataFrame:
+    """More distinct numbers than one record of the converting file holds, not a multiple of it."""
+    rng = np.random.default_rng(22)
+    values = rng.normal(scale=1e4, size=records)
+    values[::97] = np.nan
+    return pd.DataFrame({"TEXT": pd.Categorical(rng.choice(["LOW", "HIGH", "NORMAL"], size=records)),
+                         "VALUE": pd.arrays.FloatingArray(values, np.isnan(values)),
+                         "COUNT": pd.arrays.IntegerArray(np.arange(records, dtype="int64"),
+                                                         np.zeros(records, dtype=bool))})
+
+
+@pytest.mark.parametrize("frame, names, lengths, slice_size", [
+    (edge_values(), ["TEXT", "COUNT", "VALUE", "BIG", "ADT"], {"TEXT": 20}, 4),
+    (edge_values(), ["VALUE"], {}, 9),
+    (edge_values(), ["TEXT"], {"TEXT": 27}, 2),
+    (edge_values().iloc[:0], ["TEXT", "VALUE"], {"TEXT": 1}, 1),
+    (many_values(), ["TEXT", "VALUE", "COUNT"], {"TEXT": 6}, 500),
+], ids=["edge values", "numbers only", "text only", "no record", "1,234 distinct numbers"])
+def test_transport_records_are_pyreadstats_bytes(tmp_path, frame, names, lengths, slice_size):
+    """The records car22 lays out a column at a time, a slice at a time, joined with pyreadstat's headers, are
+    byte for byte the file pyreadstat writes of the whole table (creation times apart: the same second here)."""
+    kinds = {"TEXT": "text", "COUNT": "integer", "VALUE": "float", "BIG": "float", "ADT": "sasdate"}
+    dataset = Dataset("XX", "ADaM", "Edge values", "BASIC DATA STRUCTURE", "", "One record per value", "xx",
+                      tuple(variable(name, kinds[name]) for name in names))
+    table = Table(dataset, frame[names].reset_index(drop=True))
+    size = files.record_length(dataset, lengths)
+    records = b"".join(files.xpt_records(Table(dataset, table.frame.iloc[start:start + slice_size]), lengths, tmp_path)
+                       for start in range(0, table.records, slice_size))
+    ours = files.xpt_header(dataset, lengths, tmp_path) + records + files.xpt_padding(len(records))
+
+    theirs = pyreadstat_whole(table, lengths, tmp_path / "whole.xpt")
+    stamp = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+    assert len(records) == table.records * size
+    assert stamp.sub(b"", ours) == stamp.sub(b"", theirs)
