@@ -242,7 +242,7 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
                 continue
             records, text, sizes = encoded.records_of(number)
             xpt.write(records)  # an encoded run: the file is not kept
-            out.write(text.encode("ascii"))
+            out.write(text)
             at = 0
             for subject in run.encoded:
                 index.append([subject.usubjid, subject.records, subject.digest,
@@ -273,10 +273,11 @@ class _Encoded:
         self.spans = {number: (run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
                       for number, run in enumerate(runs) if run.encoded}
         self.order = list(self.spans)
-        self.batch: tuple[int, bytes, str, np.ndarray] | None = None  # first row, records, JSON rows, offsets
+        self.batch: tuple[int, memoryview, memoryview, np.ndarray] | None = None  # first row, records, JSON, offsets
 
-    def records_of(self, number: int) -> tuple[bytes, str, np.ndarray]:
-        """Run `number`'s transport records, Dataset-JSON rows (joined by ',') and each record's JSON size."""
+    def records_of(self, number: int) -> tuple[memoryview, memoryview, np.ndarray]:
+        """Run `number`'s transport records, Dataset-JSON rows (joined by ',', ASCII) and each record's JSON size:
+        views into the batch, not copies."""
         first, stop = self.spans[number]
         if self.batch is None or not self.batch[0] <= first or stop > self.batch[0] + len(self.batch[3]) - 1:
             self._encode_from(number)
@@ -296,7 +297,8 @@ class _Encoded:
         table = self.built.table(start, stop)
         text, sizes = json_records(table)
         offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
-        self.batch = (start, xpt_records(table, self.lengths, self.scratch), text, offsets)
+        self.batch = (start, xpt_records(table, self.lengths, self.scratch), memoryview(text.encode("ascii")),
+                      offsets)
 
 
 class _opened:
