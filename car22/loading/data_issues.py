@@ -278,7 +278,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
 
 def _drop(con: duckdb.DuckDBPyConnection, *temp_tables: str) -> None:
     """Let go of temp tables no longer needed: the night's connection lives on, and DuckDB would hold them in
-    its memory (a million findings are some 400 MB) through the rest of the night."""
+    its memory through the rest of the night (859 MB for the million findings of 2,000 participants)."""
     for name in temp_tables:
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 

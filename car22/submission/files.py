@@ -1,6 +1,7 @@
 """A built dataset as SAS transport v5 (pyreadstat's headers and IBM floats, laid out by column here: the
-conversion is never ours) and as Dataset-JSON v1.1 (cdisc.md "Standards and files"). Both take names, labels, types and lengths from the
-variable metadata, like the Define-XML, so the three files describe the same columns."""
+conversion is never ours) and as Dataset-JSON v1.1 (cdisc.md "Standards and files"). Both take names, labels,
+types and lengths from the variable metadata, like the Define-XML, so the three files describe the same
+columns."""
 from __future__ import annotations
 
 import json
