@@ -11,11 +11,13 @@ from pathlib import Path
 
 import duckdb
 import jsonschema
+import numpy as np
 import pandas as pd
 import pyreadstat
 
 from car22.config import load_protocol
-from car22.submission.build import Table, build, codelists
+from car22.submission import files
+from car22.submission.build import TEXT, Table, build, codelists
 
 # The CDISC Dataset-JSON 1.1 schema (CDISC CORE repository, MIT licence), copied from ../shared/reference/cdisc.
 SCHEMA = Path(__file__).with_name("dataset-json-1.1.schema.json")
@@ -25,10 +27,41 @@ TOLERANCE = 1e-9  # pandas.read_sas reads an IBM zero as 5.4e-79 (cdisc.md); far
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 SAS_EPOCH = date(1960, 1, 1)
+XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")  # the transport file's own creation time
 
 
 def schema() -> dict:
     return json.loads(SCHEMA.read_text(encoding="utf-8"))
+
+
+def pyreadstat_whole(table: Table, path: Path, lengths: dict[str, int] | None = None) -> bytes:
+    """The transport file pyreadstat writes of every record of `table` at once, as the package was written
+    before car22 laid the records out itself: text with '' for null, numbers as doubles with NaN for null, ADaM
+    dates as SAS days. pyreadstat sizes each text variable by its longest value; with `lengths`, one more record
+    carrying them is written and cut off, with its padding."""
+    columns = {}
+    for v in table.dataset.variables:
+        column = table.frame[v.name]
+        if v.type in TEXT:
+            values = [value if isinstance(value, str) else "" for value in column]
+        elif v.type == "sasdate":
+            days = column.to_numpy(dtype="datetime64[D]")
+            values = list(np.where(np.isnat(days), np.nan, (days - files.SAS_EPOCH).astype("float64")))
+        else:
+            values = list(column.to_numpy(dtype="float64", na_value=np.nan))
+        if lengths is not None:
+            values.append("X" * lengths[v.name] if v.type in TEXT else 0.0)
+        columns[v.name] = values
+    pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_label=table.dataset.label,
+                           table_name=table.dataset.name, column_labels=[v.label for v in table.dataset.variables],
+                           file_format_version=5,
+                           variable_format={v.name: "DATE9." for v in table.dataset.variables if v.type == "sasdate"}
+                           or None)
+    written = path.read_bytes()
+    if lengths is None:
+        return written
+    records = table.records * files.record_length(table.dataset, lengths)
+    return written[:written.index(files.XPT_OBS_HEADER) + 80 + records] + files.xpt_padding(records)
 
 
 def built(warehouse: Path) -> dict[str, Table]:

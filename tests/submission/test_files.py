@@ -4,12 +4,12 @@ infinity, an empty string beside a null, quotes and control characters, a date b
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
+from submission.conformance import XPT_STAMP, pyreadstat_whole
 
 from car22.submission import files
 from car22.submission.build import Dataset, Table, Variable
@@ -53,33 +53,6 @@ def test_json_text_is_json_dumps_of_the_document(names):
     # each record's size, which the package index keeps to find a subject's records again
     sizes = [int(size) for _, piece_sizes in pieces for size in piece_sizes]
     assert sizes == [len(json.dumps(row, ensure_ascii=True, separators=(",", ":"))) for row in rows]
-
-
-def pyreadstat_whole(table: Table, lengths: dict[str, int], path) -> bytes:
-    """The transport file pyreadstat writes of every record at once, as the package was written before: text with
-    '' for null, numbers as doubles with NaN for null, dates as SAS days, and one last record setting the
-    declared lengths, cut off with its padding."""
-    import pyreadstat
-
-    columns = {}
-    for v in table.dataset.variables:
-        column = table.frame[v.name]
-        if v.type in files.TEXT:
-            columns[v.name] = [*(value if isinstance(value, str) else "" for value in column), "X" * lengths[v.name]]
-        elif v.type == "sasdate":
-            days = column.to_numpy(dtype="datetime64[D]")
-            columns[v.name] = [*np.where(np.isnat(days), np.nan, (days - files.SAS_EPOCH).astype("float64")), 0.0]
-        else:
-            columns[v.name] = [*column.to_numpy(dtype="float64", na_value=np.nan), 0.0]
-    pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_label=table.dataset.label,
-                           table_name=table.dataset.name, column_labels=[v.label for v in table.dataset.variables],
-                           file_format_version=5,
-                           variable_format={v.name: "DATE9." for v in table.dataset.variables if v.type == "sasdate"}
-                           or None)
-    written = path.read_bytes()
-    records_end = written.index(files.XPT_OBS_HEADER) + 80 + table.records * files.record_length(table.dataset,
-                                                                                                  lengths)
-    return written[:records_end] + files.xpt_padding(table.records * files.record_length(table.dataset, lengths))
 
 
 def edge_values() -> pd.DataFrame:
@@ -132,7 +105,6 @@ def test_transport_records_are_pyreadstats_bytes(tmp_path, frame, names, lengths
                        for start in range(0, table.records, slice_size))
     ours = files.xpt_header(dataset, lengths, tmp_path) + records + files.xpt_padding(len(records))
 
-    theirs = pyreadstat_whole(table, lengths, tmp_path / "whole.xpt")
-    stamp = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+    theirs = pyreadstat_whole(table, tmp_path / "whole.xpt", lengths)
     assert len(records) == table.records * size
-    assert stamp.sub(b"", ours) == stamp.sub(b"", theirs)
+    assert XPT_STAMP.sub(b"", ours) == XPT_STAMP.sub(b"", theirs)

@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
 import pyreadstat
 import pytest
-from submission.conformance import built
+from submission.conformance import XPT_STAMP, built, pyreadstat_whole
 
 from car22.submission import writer
-from car22.submission.build import TEXT, datasets
+from car22.submission.build import datasets
 from car22.submission.package import write_package
 
 NOW = datetime(2026, 12, 2, 3, 0, tzinfo=timezone.utc)
-XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")  # the transport file's own creation time
 FIRST = "(SELECT min(participant_id) FROM core.lab_results)"
 MIDDLE = "(SELECT participant_id FROM core.participants ORDER BY participant_id LIMIT 1 OFFSET 3)"
 
@@ -252,25 +248,9 @@ def test_the_transport_file_is_pyreadstats_of_the_whole_dataset(demo_night, tmp_
     paths, _, _ = demo_night
     folder = write_package(paths.warehouse, tmp_path / "package", now=NOW).folder
     table = built(paths.warehouse)[name]
-    columns = {}
-    for variable in table.dataset.variables:
-        column = table.frame[variable.name]
-        if variable.type in TEXT:
-            values = column.array if "" in column.array.categories else column.array.add_categories([""])
-            columns[variable.name] = values.fillna("")
-        elif variable.type == "sasdate":
-            days = column.to_numpy(dtype="datetime64[D]")
-            columns[variable.name] = np.where(np.isnat(days), np.nan,
-                                              (days - np.datetime64("1960-01-01", "D")).astype("float64"))
-        else:
-            columns[variable.name] = column.to_numpy(dtype="float64", na_value=np.nan)
-    whole = tmp_path / "whole.xpt"
-    formats = {v.name: "DATE9." for v in table.dataset.variables if v.type == "sasdate"}
-    pyreadstat.write_xport(pd.DataFrame(columns), str(whole), file_label=table.dataset.label,
-                           table_name=table.dataset.name, column_labels=[v.label for v in table.dataset.variables],
-                           file_format_version=5, variable_format=formats or None)
+    whole = pyreadstat_whole(table, tmp_path / "whole.xpt")
     written = folder / table.dataset.folder / f"{name.lower()}.xpt"
-    assert XPT_STAMP.sub(b"", written.read_bytes()) == XPT_STAMP.sub(b"", whole.read_bytes())
+    assert XPT_STAMP.sub(b"", written.read_bytes()) == XPT_STAMP.sub(b"", whole)
 
 
 def test_a_zero_turned_negative_zero_is_written_again(demo_night, tmp_path):
