@@ -16,7 +16,6 @@ beyond the USUBJIDs the datasets hold, and it goes with the files it describes w
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import heapq
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from car22.config import Protocol
+from car22.night.storage import copy_range
 from car22.submission.build import (
     HERE,
     MODELS,
@@ -325,17 +325,6 @@ class _opened:
 
 
 def _copy(source: int | None, target: int, offset: int, size: int) -> None:
-    """`size` bytes of `source` from `offset` appended to `target`: in the kernel where it can, else read and
-    written."""
+    """`size` bytes of the previous file `source` from `offset` appended to `target` (copy_range)."""
     assert source is not None, "a copied run needs the previous file"
-    while size:
-        try:
-            done = os.copy_file_range(source, target, size, offset)
-        except OSError as error:
-            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            done = os.write(target, os.pread(source, min(size, 1 << 24), offset))
-        if done == 0:
-            raise ValueError("the previous package's file is shorter than its index says")
-        offset += done
-        size -= done
+    copy_range(source, target, offset, size)
