@@ -64,8 +64,9 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, archive: str
         with timing.stage("validate"):
             validator = Validator(paths.reports, protocol)
         enrolled = EnrolledIds(con)
-        for path in new_files:
-            steps.ingest(con, path, run_id, paths, validator, enrolled, datetime.now())
+        with transaction.checkpoints_apart(con):
+            for path in new_files:
+                steps.ingest(con, path, run_id, paths, validator, enrolled, datetime.now())
         scope = transaction.rebuild_scope(con, run_id)
         if scope == "everything":
             # 4. Current versions, core tables, enrollment holds, file counts.
