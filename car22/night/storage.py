@@ -55,7 +55,19 @@ def clone_file(source: Path, target: Path) -> None:
 def copy_range(source: int, target: int, offset: int, size: int) -> None:
     """`size` bytes of the open file `source` from `offset`, appended to the open file `target`: with
     copy_file_range, which shares whole blocks where the file system can and otherwise copies in the kernel;
-    read and written where the kernel cannot (files on two file systems, an old kernel)."""
+    read and written where the kernel cannot (files on two file systems, an old kernel).
+
+    Blocks are shared only where the range starts on a block boundary in both files. When the range sits at
+    the same place within a block in both (a Dataset-JSON whose rows are the previous file's, after a head of
+    the same length), the bytes up to the next boundary go first, so that the rest starts on one in both."""
+    block = os.fstat(target).st_blksize
+    same_place = (offset - os.lseek(target, 0, os.SEEK_CUR)) % block == 0
+    lead = min(-offset % block, size) if same_place else 0
+    _copy_in_kernel(source, target, offset, lead)
+    _copy_in_kernel(source, target, offset + lead, size - lead)
+
+
+def _copy_in_kernel(source: int, target: int, offset: int, size: int) -> None:
     while size:
         try:
             done = os.copy_file_range(source, target, size, offset)

@@ -63,3 +63,35 @@ def test_a_full_disk_names_the_copy(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(OSError) as raised:
         storage.clone_file(source, target)
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+
+
+@pytest.mark.parametrize(("written", "offset", "size", "aligned_from"), [
+    (100, 100, 10_000, 4096),       # the same place within a block: the rest starts on a boundary in both
+    (4196, 100, 10_000, 4096),      # a block further on in the new file: still the same place
+    (5, 5, 3000, None),             # all of it before the next boundary: nothing to share
+    (0, 8192, 8192, 8192),          # already on a boundary in both
+    (100, 101, 10_000, None),       # another place within a block: no block can be shared, one copy
+])
+def test_copy_range_lines_up_the_blocks_a_file_system_can_share(tmp_path: Path, monkeypatch, written: int,
+                                                                offset: int, size: int, aligned_from) -> None:
+    calls: list[tuple[int, int]] = []
+    kernel = os.copy_file_range
+
+    def recorded(source, target, count, offset_src=None, offset_dst=None):
+        calls.append((offset_src, os.lseek(target, 0, os.SEEK_CUR)))
+        return kernel(source, target, count, offset_src, offset_dst)
+    monkeypatch.setattr(storage.os, "copy_file_range", recorded)
+    data = _bytes(offset + size)
+    source, target = tmp_path / "old.json", tmp_path / "new.json"
+    source.write_bytes(data)
+    with open(source, "rb") as reading, open(target, "wb", buffering=0) as writing:
+        writing.write(b"h" * written)
+        storage.copy_range(reading.fileno(), writing.fileno(), offset, size)
+    assert target.read_bytes() == b"h" * written + data[offset:offset + size]
+    block = os.stat(target).st_blksize
+    assert block == 4096, "the cases are written for 4 KiB blocks"
+    boundaries = [(at, to) for at, to in calls if at % block == 0 and to % block == 0]
+    if aligned_from is None:
+        assert len(calls) == 1 and not (calls[0][0] % block == 0 and calls[0][1] % block == 0)
+    else:
+        assert boundaries[0][0] == aligned_from
