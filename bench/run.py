@@ -13,7 +13,7 @@
 6. The two validation engines (DuckDB SQL and GX's pandas engine) agree on the benchmark's exports
    (bench/engines_agree.py): every file up to 2,000 participants, beyond that the newest two files of each
    source (GX's engine would take most of an hour on 20,000 participants' files). --no-agreement skips it.
-Each measurement runs in its own process, so peak RSS is the measurement's own, and starts after the files the one
+Each measurement runs in its own process, so peak RSS (VmHWM) is the measurement's own, and starts after the files the one
 before it wrote are on disk (os.sync): nights are a day apart, and the cold night's writes are not tonight's cost.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -53,7 +52,7 @@ def measure_night(data_dir: str) -> dict:
     return {"total": total, "stages": dict(timing.seconds), "peak_rss_mb": dict(timing.peak_rss_mb),
             "prefect_start": timing.marks.get("flow_start", start) - start,
             "rows": summary.rows_read, "files": summary.files_seen, "warehouse": str(paths.warehouse),
-            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "process_peak_rss_mb": timing.process_peak_mb()}
 
 
 def bench_protocol(folder: Path) -> Path:
@@ -73,10 +72,12 @@ def measure_baseline(inbox: str) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from baseline import run
 
+    from car22.night import timing
+
     start = time.perf_counter()
     times = run(Path(inbox))
     return {"total": time.perf_counter() - start, **times,
-            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "process_peak_rss_mb": timing.process_peak_mb()}
 
 
 def _child(kind: str, argument: str) -> dict:

@@ -13,3 +13,15 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path):
     assert "| **overall** |" in result.stdout and "incremental night (one lab export" in result.stdout
     assert "SQL and GX agree" in result.stdout and "every file" in result.stdout
     assert (tmp_path / "results-3.md").exists()
+
+
+def test_a_measured_process_reports_its_own_peak_memory_not_its_parents():
+    """Linux starts a child's ru_maxrss at its parent's peak: the benchmark, having generated 20,000
+    participants' exports, reported their 2.6 GB as the night's peak. The child here holds 100 MB."""
+    parent = bytearray(600 << 20)
+    parent[::4096] = b"\1" * len(parent[::4096])  # resident, not just reserved
+    child = ("from car22.night.timing import process_peak_mb; held = bytearray(100 << 20); "
+             "held[::4096] = b'\\1' * len(held[::4096]); print(process_peak_mb())")
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert 100 <= float(result.stdout) < 400, "the child's own 100 MB and the interpreter, not the parent's 600 MB"
+    del parent
