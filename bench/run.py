@@ -13,8 +13,9 @@
 6. The two validation engines (DuckDB SQL and GX's pandas engine) agree on the benchmark's exports
    (bench/engines_agree.py): every file up to 2,000 participants, beyond that the newest two files of each
    source (GX's engine would take most of an hour on 20,000 participants' files). --no-agreement skips it.
-Each measurement runs in its own process, so peak RSS (VmHWM) is the measurement's own, and starts after the files the one
-before it wrote are on disk (os.sync): nights are a day apart, and the cold night's writes are not tonight's cost.
+Each measurement runs in its own process, so peak RSS (VmHWM) is the measurement's own, and starts after the files
+the one before it wrote are on disk (os.sync): nights are a day apart, and the cold night's writes are not tonight's
+cost.
 """
 from __future__ import annotations
 
