@@ -327,4 +327,7 @@ class _opened:
 def _copy(source: int | None, target: int, offset: int, size: int) -> None:
     """`size` bytes of the previous file `source` from `offset` appended to `target` (copy_range)."""
     assert source is not None, "a copied run needs the previous file"
-    copy_range(source, target, offset, size)
+    try:
+        copy_range(source, target, offset, size)
+    except EOFError as error:
+        raise ValueError(f"the previous package's file is shorter than its index says: {error}") from error
