@@ -63,21 +63,27 @@ def xpt_records(table: Table, lengths: dict[str, int], scratch: Path) -> memoryv
     numbers = {v.name: _doubles(table.frame[v.name], v) for v in dataset.variables if v.type not in TEXT}
     codes, keys = pd.factorize(np.concatenate([values.view("int64") for values in numbers.values()])
                                if numbers else np.empty(0, dtype="int64"))
-    ibm = _ibm_doubles(keys.view("float64"), dataset, scratch)
-    records = np.empty((table.records, record_length(dataset, lengths)), dtype=np.uint8)
-    at, number = 0, 0
+    ibm = _fields(_ibm_doubles(keys.view("float64"), dataset, scratch))
+    # a record as one item of its fields side by side, each field an opaque run of bytes: a column is laid into
+    # every record at once (twice as fast as into a column slice of a byte matrix)
+    layout = np.dtype({"names": [v.name for v in dataset.variables],
+                       "formats": [f"V{lengths[v.name] if v.type in TEXT else 8}" for v in dataset.variables]})
+    records = np.empty(table.records, dtype=layout)
+    number = 0
     for variable in dataset.variables:
         if variable.type in TEXT:
-            width = lengths[variable.name]
             column = table.frame[variable.name].array
-            fields = _blank_padded([*column.categories, ""], width)  # code -1 (null) picks the blank one
-            records[:, at:at + width] = fields[column.codes]
+            blank_padded = _blank_padded([*column.categories, ""], lengths[variable.name])
+            records[variable.name] = _fields(blank_padded)[column.codes]  # code -1 (null) picks the blank one
         else:
-            width = 8
-            records[:, at:at + width] = ibm[codes[number:number + table.records]]
+            records[variable.name] = ibm[codes[number:number + table.records]]
             number += table.records
-        at += width
-    return memoryview(records).cast("B")
+    return memoryview(records.view(np.uint8)).cast("B")
+
+
+def _fields(rows: np.ndarray) -> np.ndarray:
+    """The rows of a uint8 matrix as one opaque item each (numpy void), to be laid into records whole."""
+    return np.ascontiguousarray(rows).view(f"V{rows.shape[1]}")[:, 0]
 
 
 def _doubles(column: pd.Series, variable: Variable) -> np.ndarray:
