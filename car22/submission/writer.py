@@ -20,6 +20,8 @@ import hashlib
 import heapq
 import json
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
@@ -35,6 +37,7 @@ from car22.submission.build import (
     Built,
     Dataset,
     Subject,
+    Table,
     declared_lengths,
 )
 from car22.submission.files import (
@@ -221,9 +224,9 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
     # The Dataset-JSON is always written: it names when the warehouse was last modified, which a previous file
     # would not say truly. The transport file carries only its own creation time (cdisc.md: it may differ).
     kept = prior is not None and _unchanged(runs, prior) and _linked(prior.xpt, stem.with_suffix(".xpt"))
-    encoded = _Encoded(built, runs, lengths, stem.parent)
     index = []
     with ExitStack() as files:
+        encoded = files.enter_context(_Encoded(built, runs, lengths, stem.parent))
         xpt = None if kept else files.enter_context(open(stem.with_suffix(".xpt"), "wb", buffering=0))
         out = files.enter_context(open(stem.with_suffix(".json"), "wb", buffering=0))
         old_xpt, old_json = files.enter_context(_opened(prior))
@@ -243,11 +246,11 @@ def write_dataset(built: Built, stem: Path, prior: Previous | None, key: str, *,
             records, text, sizes = encoded.records_of(number)
             xpt.write(records)  # an encoded run: the file is not kept
             out.write(text)
-            at = 0
-            for subject in run.encoded:
-                index.append([subject.usubjid, subject.records, subject.digest,
-                              int(sizes[at:at + subject.records].sum()) + subject.records - 1, list(subject.lengths)])
-                at += subject.records
+            counts = np.array([subject.records for subject in run.encoded])
+            # a subject's JSON bytes: its records' rows and the commas between them (every subject has a record)
+            json_bytes = np.add.reduceat(sizes, np.cumsum(counts) - counts) + counts - 1
+            index += [[subject.usubjid, subject.records, subject.digest, int(size), list(subject.lengths)]
+                      for subject, size in zip(run.encoded, json_bytes)]
         if xpt is not None:
             xpt.write(xpt_padding(total * size))
         out.write(json_tail(last_modified).encode("ascii"))
@@ -265,40 +268,76 @@ class _Encoded:
     USUBJID order): runs apart in the files are encoded together, one query and one pyreadstat call per batch
     instead of per run. A batch spans at most RECORDS_AT_ONCE records of the built table, and joins the next run
     only while the records it encodes for nothing (built subjects copied by their digest) stay fewer than those
-    it needs."""
+    it needs. The batches are read from DuckDB one ahead of their encoding (`_read_ahead`); a context manager,
+    so that no read outlives the dataset."""
 
     def __init__(self, built: Built, runs: list[_Run], lengths: dict[str, int], scratch: Path) -> None:
-        self.built, self.lengths, self.scratch = built, lengths, scratch
+        self.lengths, self.scratch = lengths, scratch
         self.size = record_length(built.dataset, lengths)
-        self.spans = {number: (run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
-                      for number, run in enumerate(runs) if run.encoded}
-        self.order = list(self.spans)
+        spans = [(number, run.encoded[0].first, run.encoded[-1].first + run.encoded[-1].records)
+                 for number, run in enumerate(runs) if run.encoded]
+        self.batches = _batches(spans)
+        self.tables = _read_ahead(built, [(start, stop) for _, start, stop in self.batches])
+        self.spans = {number: (start, stop) for number, start, stop in spans}
         self.batch: tuple[int, memoryview, memoryview, np.ndarray] | None = None  # first row, records, JSON, offsets
+
+    def __enter__(self) -> _Encoded:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.tables.close()  # waits for a read under way: the connection is the caller's again
 
     def records_of(self, number: int) -> tuple[memoryview, memoryview, np.ndarray]:
         """Run `number`'s transport records, Dataset-JSON rows (joined by ',', ASCII) and each record's JSON size:
-        views into the batch, not copies."""
+        views into the batch, not copies. The runs are asked for in order."""
         first, stop = self.spans[number]
-        if self.batch is None or not self.batch[0] <= first or stop > self.batch[0] + len(self.batch[3]) - 1:
-            self._encode_from(number)
+        if self.batch is None or stop > self.batch[0] + len(self.batch[3]) - 1:
+            opening, start, _ = self.batches.pop(0)
+            if opening != number:
+                raise RuntimeError(f"run {number} asked for out of order: the next batch opens with run {opening}")
+            self.batch = None  # let the previous batch go before this one is encoded
+            table = next(self.tables)
+            text, sizes = json_records(table)
+            offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
+            self.batch = (start, xpt_records(table, self.lengths, self.scratch), memoryview(text.encode("ascii")),
+                          offsets)
         start, records, text, offsets = self.batch
         i, j = first - start, stop - start
         return (records[i * self.size:j * self.size], text[offsets[i]:offsets[j] - 1],
                 np.diff(offsets[i:j + 1]) - 1)
 
-    def _encode_from(self, number: int) -> None:
-        start, stop = self.spans[number]
-        needed = stop - start
-        for following in self.order[self.order.index(number) + 1:]:
-            first, end = self.spans[following]
+
+def _batches(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The batches (first run's number, first row, stop row) that encode the runs' spans (number, first row, stop
+    row), in order: each from the first run not yet encoded, joined by the following runs while it stays within
+    RECORDS_AT_ONCE rows and the rows between them it encodes for nothing stay fewer than those it needs."""
+    batches, at = [], 0
+    while at < len(spans):
+        number, start, stop = spans[at]
+        needed, at = stop - start, at + 1
+        while at < len(spans):
+            _, first, end = spans[at]
             if end - start > RECORDS_AT_ONCE or (end - start) - (needed + end - first) > needed + end - first:
                 break
-            stop, needed = end, needed + end - first
-        table = self.built.table(start, stop)
-        text, sizes = json_records(table)
-        offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
-        self.batch = (start, xpt_records(table, self.lengths, self.scratch), memoryview(text.encode("ascii")),
-                      offsets)
+            stop, needed, at = end, needed + end - first, at + 1
+        batches.append((number, start, stop))
+    return batches
+
+
+def _read_ahead(built: Built, spans: list[tuple[int, int]]) -> Iterator[Table]:
+    """Each span's records as a Table, in order, the next one read while the caller encodes this one. DuckDB
+    reads without holding the GIL, so the reading and the encoding share the two cores (measured on LB at 20,000
+    participants: 15 batches in 14.0 s instead of 16.2-19.0 s). One read at a time, on a thread of its own: the
+    caller leaves the connection alone until the generator is exhausted or closed."""
+    if not spans:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="submission-read-ahead") as pool:
+        ahead = pool.submit(built.table, *spans[0])
+        for following in spans[1:]:
+            table = ahead.result()
+            ahead = pool.submit(built.table, *following)
+            yield table
+        yield ahead.result()
 
 
 class _opened:
