@@ -271,7 +271,7 @@ class _Encoded:
     even where copied subjects come between them in the files (a night's rebuilt participants, scattered through
     USUBJID order): runs apart in the files are encoded together, one query and one pyreadstat call per batch
     instead of per run. A batch spans at most RECORDS_AT_ONCE records of the built table, and joins the next run
-    only while the records it encodes for nothing (built subjects copied by their digest) stay fewer than those
+    only while the records it encodes for nothing (built subjects copied by their digest) are no more than those
     it needs. The batches are read from DuckDB one ahead of their encoding (`_read_ahead`); a context manager,
     so that no read outlives the dataset."""
 
@@ -314,7 +314,7 @@ class _Encoded:
 def _batches(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """The batches (first run's number, first row, stop row) that encode the runs' spans (number, first row, stop
     row), in order: each from the first run not yet encoded, joined by the following runs while it stays within
-    RECORDS_AT_ONCE rows and the rows between them it encodes for nothing stay fewer than those it needs."""
+    RECORDS_AT_ONCE rows and the rows between them it encodes for nothing are no more than those it needs."""
     batches, at = [], 0
     while at < len(spans):
         number, start, stop = spans[at]
