@@ -28,9 +28,14 @@ def item_oid(dataset: str, variable: str) -> str:
     return f"IT.{dataset}.{variable}"
 
 
+def field_widths(dataset: Dataset, lengths: dict[str, int]) -> list[int]:
+    """Bytes of each variable's field in a transport record, in order: a text its declared length, a number 8."""
+    return [lengths[v.name] if v.type in TEXT else 8 for v in dataset.variables]
+
+
 def record_length(dataset: Dataset, lengths: dict[str, int]) -> int:
-    """Bytes of one transport record: each text variable its declared length, each number 8."""
-    return sum(lengths[v.name] if v.type in TEXT else 8 for v in dataset.variables)
+    """Bytes of one transport record."""
+    return sum(field_widths(dataset, lengths))
 
 
 def xpt_header(dataset: Dataset, lengths: dict[str, int], scratch: Path) -> bytes:
@@ -67,7 +72,7 @@ def xpt_records(table: Table, lengths: dict[str, int], scratch: Path) -> memoryv
     # a record as one item of its fields side by side, each field an opaque run of bytes: a column is laid into
     # every record at once (twice as fast as into a column slice of a byte matrix)
     layout = np.dtype({"names": [v.name for v in dataset.variables],
-                       "formats": [f"V{lengths[v.name] if v.type in TEXT else 8}" for v in dataset.variables]})
+                       "formats": [f"V{width}" for width in field_widths(dataset, lengths)]})
     records = np.empty(table.records, dtype=layout)
     number = 0
     for variable in dataset.variables:

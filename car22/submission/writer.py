@@ -330,7 +330,7 @@ def _batches(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
 
 def _read_ahead(built: Built, spans: list[tuple[int, int]]) -> Iterator[Table]:
     """Each span's records as a Table, in order, the next one read while the caller encodes this one. DuckDB
-    reads without holding the GIL, so the reading and the encoding share the two cores (measured on LB at 20,000
+    reads without holding the GIL, so the reading and the encoding share the cores (measured on LB at 20,000
     participants: 15 batches in 14.0 s instead of 16.2-19.0 s). One read at a time, on a thread of its own: the
     caller leaves the connection alone until the generator is exhausted or closed."""
     if not spans:
