@@ -1,4 +1,5 @@
 """The benchmark keeps working: one tiny run of bench/run.py (it asserts nothing about time)."""
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,17 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path):
     assert "| **overall** |" in result.stdout and "incremental night (one lab export" in result.stdout
     assert "SQL and GX agree" in result.stdout and "every file" in result.stdout
     assert (tmp_path / "results-3.md").exists()
+    assert "- baseline: " in result.stdout and " s after them; the table shows their mean" in result.stdout
+
+
+def test_the_ratios_are_against_the_mean_of_the_baseline_before_and_after_the_nights():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_run)
+    before = {"total": 44.0, "load": 6.0, "derive": 37.0, "process_peak_rss_mb": 10_600.0}
+    after = {"total": 60.0, "load": 8.0, "derive": 51.0, "process_peak_rss_mb": 10_400.0}
+    assert bench_run.mean_baseline(before, after) == {"total": 52.0, "load": 7.0, "derive": 44.0,
+                                            "process_peak_rss_mb": 10_600.0, "measured": (44.0, 60.0)}
 
 
 def test_a_measured_process_reports_its_own_peak_memory_not_its_parents():
