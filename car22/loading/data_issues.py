@@ -202,15 +202,18 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                     SELECT *, substr(md5(source || '|' || record_key || '|' || check_name), 1, 16) AS issue_id
                     FROM ({_keyed_findings_sql()}) k {where}
                     ORDER BY seen_at NULLS LAST, file_id NULLS LAST, row_number NULLS LAST""")
-    # The latest file holding each record with a finding (sources other than EDC snapshots).
+    # The latest file holding each record with a finding judged by it (sources other than EDC snapshots): not a
+    # held row's, which stands while the row is held. Held rows are nearly all the findings of a first night
+    # (10 million at 20,000 participants): without them the table holds hundreds of records, not millions.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE latest_word AS
         SELECT o.source, o.identity_key, arg_max(o.file_id, (t.seen_at, o.file_id)) AS file_id
         FROM ({_observed_sql()}) o JOIN file_times t USING (file_id)
-        WHERE EXISTS (SELECT 1 FROM finding_rows k WHERE k.source = o.source AND k.identity_key = o.identity_key)
+        WHERE EXISTS (SELECT 1 FROM finding_rows k WHERE k.source = o.source AND k.identity_key = o.identity_key
+                                                      AND k.check_name <> '{HELD}')
         GROUP BY ALL""")
     # Every issue in one pass over its findings: what it is, the file that judges it (each finding of an issue
     # has the same one: same source and record), whether a finding is in that file, and its numbers (its first
-    # finding's file, its latest finding by rowid, when it was seen, in how many files).
+    # finding's file, its latest finding by rowid, when it was seen, in how many files: counted below).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_state AS
         WITH judged AS (
             SELECT i.rowid AS finding, i.*,
@@ -228,7 +231,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                    bool_or(file_id = judge_file) AS in_judge_file,
                    arg_min(file_id, finding) AS first_file_id, max(finding) AS latest_row,
                    min(seen_at) AS first_seen_at, max(seen_at) AS last_seen_at,
-                   CAST(count(DISTINCT file_id) AS INTEGER) AS times_seen
+                   CAST(count(*) AS INTEGER) AS times_seen
             FROM judged GROUP BY issue_id)
         SELECT * EXCLUDE (held_now, in_judge_file),
                CASE WHEN keyless THEN TRUE
@@ -239,6 +242,13 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                     ELSE coalesce(in_judge_file, FALSE) END AS present
         FROM issues""")
     _drop(con, "latest_word")
+    # times_seen is the number of files with a finding of the issue. It is the number of findings where the issue
+    # has one (nearly every issue); the files are counted only where it has more. A distinct count over every
+    # issue stood at the night's memory limit at 20,000 participants (bench/RESULTS.md).
+    con.execute("""UPDATE issue_state SET times_seen = counted.files
+        FROM (SELECT issue_id, CAST(count(DISTINCT file_id) AS INTEGER) AS files FROM finding_rows
+              WHERE issue_id IN (SELECT issue_id FROM issue_state WHERE times_seen > 1) GROUP BY issue_id) counted
+        WHERE issue_state.issue_id = counted.issue_id""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
         SELECT s.issue_id,
                CASE WHEN s.check_name = '{HELD}' THEN e.file_id

@@ -370,3 +370,26 @@ def test_demo_exports_night_by_night_scoped_equal_the_full_recompute(prefect, tm
             shutil.copyfile(path, paths.inbox / path.name)
         run(paths)
     assert True in checked_update
+
+
+def test_an_issue_is_seen_once_per_file_however_many_of_its_rows_the_file_holds(prefect, tmp_path):
+    """times_seen counts files, not findings (warehouse.md): a record sent twice in one file is one identity_unique
+    finding per row, seen once; sent twice again in a later file, seen twice. A record whose unit is wrong in two
+    files is seen twice. Issues with more than one finding have their files counted apart from the rest
+    (car22.loading.data_issues.compute)."""
+    paths = Paths.under(tmp_path)
+    twice = lab("CD22-001", "B1", "0.4", "F")
+    wrong_unit = lab("CD22-001", "B2", "400", "F", unit="cells/mm3")
+    sent_twice, unit = issue_id("labs", "B1|ANC", "identity_unique"), issue_id("labs", "B2|ANC", "unit_known")
+    write(paths.inbox, {
+        "edc_enrollment_20260301T0100.csv": "\n".join([
+            ENROLLMENT_HEADER, f"CD22-001,screening_arm_1,2026-02-10,{DOB},1,30,130,1,2025-11-01,0"]),
+        "labs_20260301T1200.csv": "\n".join([LAB_HEADER, twice, twice, wrong_unit])})
+    run(paths)
+    first = issues(paths)
+    assert (first[sent_twice][:2], first[unit][:2]) == (("OPEN", 1), ("OPEN", 1))
+    another = lab("CD22-001", "B3", "0.5", "F")  # not the same bytes as the first file, which would load nothing
+    write(paths.inbox, {"labs_20260302T1200.csv": "\n".join([LAB_HEADER, twice, twice, wrong_unit, another])})
+    run(paths)
+    second = issues(paths)
+    assert (second[sent_twice][:2], second[unit][:2]) == (("OPEN", 2), ("OPEN", 2))
