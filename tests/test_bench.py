@@ -24,7 +24,7 @@ def test_the_ratios_are_against_the_mean_of_the_baseline_before_and_after_the_ni
     before = {"total": 44.0, "load": 6.0, "derive": 37.0, "process_peak_rss_mb": 10_600.0}
     after = {"total": 60.0, "load": 8.0, "derive": 51.0, "process_peak_rss_mb": 10_400.0}
     assert bench_run.mean_baseline(before, after) == {"total": 52.0, "load": 7.0, "derive": 44.0,
-                                            "process_peak_rss_mb": 10_600.0, "measured": (44.0, 60.0)}
+                                                      "process_peak_rss_mb": 10_600.0, "measured": (44.0, 60.0)}
 
 
 def test_a_measured_process_reports_its_own_peak_memory_not_its_parents():
