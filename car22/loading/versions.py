@@ -33,10 +33,16 @@ def current_versions_sql(source: Source, only: str | None = None) -> str:
     order. `version` counts content changes along that order (1 = the earliest version); a repeat of
     identical content in a later export is not a new version. `only` names a table of identities: the
     versions of those records only (an incremental night).
+
+    The versions are ranked on their identity, order terms and content hash alone, and only the winners'
+    whole rows are read back, by file and line: the three windows then sort a few narrow columns instead of
+    every column of every lab row (bench/RESULTS.md, 2026-12-07 night).
     """
     identity = ", ".join(quote(c) for c in source.identity)
-    order = ", ".join(source.version_order + ("file_id", "row_number"))
-    order_desc = ", ".join(f"{term} DESC" for term in source.version_order + ("file_id", "row_number"))
+    terms = source.version_order + ("file_id", "row_number")
+    named = ", ".join(f"{term} AS order_{i}" for i, term in enumerate(terms))
+    order = ", ".join(f"order_{i}" for i in range(len(terms)))
+    order_desc = ", ".join(f"order_{i} DESC" for i in range(len(terms)))
     rows = source.staging_table if only is None else (
         f"(SELECT * FROM {source.staging_table} s "
         f"WHERE EXISTS (SELECT 1 FROM {only} t WHERE {_same_record(source)}))")
@@ -52,19 +58,24 @@ def current_versions_sql(source: Source, only: str | None = None) -> str:
               AND coalesce(trim(r.redcap_event_name), '') = coalesce(v.event, '')
               AND TRY_CAST(trim(r.redcap_repeat_instance) AS INTEGER) IS NOT DISTINCT FROM v.instance)"""
     return f"""
-    WITH changes AS (
-        SELECT *, CASE WHEN lag(content_hash) OVER w IS DISTINCT FROM content_hash THEN 1 ELSE 0 END AS changed
+    WITH ranked AS (
+        SELECT {identity}, file_id AS version_file, row_number AS version_row, content_hash, {named}
         FROM {rows}
+    ), changes AS (
+        SELECT *, CASE WHEN lag(content_hash) OVER w IS DISTINCT FROM content_hash THEN 1 ELSE 0 END AS changed
+        FROM ranked
         WINDOW w AS (PARTITION BY {identity} ORDER BY {order})
     ), numbered AS (
-        SELECT * EXCLUDE (changed),
-               CAST(sum(changed) OVER (PARTITION BY {identity} ORDER BY {order}
-                                        ROWS UNBOUNDED PRECEDING) AS INTEGER) AS version
+        SELECT *, CAST(sum(changed) OVER (PARTITION BY {identity} ORDER BY {order}
+                                           ROWS UNBOUNDED PRECEDING) AS INTEGER) AS version
         FROM changes
+    ), winners AS (
+        SELECT version_file, version_row, version FROM numbered
+        QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY {order_desc}) = 1
     )
-    SELECT v.*, {deleted} AS deleted
-    FROM (SELECT * FROM numbered
-          QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY {order_desc}) = 1) v
+    SELECT v.*, w.version, {deleted} AS deleted
+    FROM {rows} v
+    JOIN winners w ON v.file_id = w.version_file AND v.row_number = w.version_row
     """
 
 
