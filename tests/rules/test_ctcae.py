@@ -132,14 +132,15 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def graded():
+def grade_cases(cases) -> dict:
+    """Each case as one participant's graded result G<i> (with its baseline result B<i>): accession -> the
+    mart.lab_toxicity row."""
     con = duckdb.connect()
     run_sql_file(con, "ops/schema.sql")
     run_sql_file(con, "core/schema.sql")
     protocol = load_protocol()
     set_protocol_variables(con, protocol)
-    for i, (code, value, lln, uln, baseline, comparator, _, _) in enumerate(CASES):
+    for i, (code, value, lln, uln, baseline, comparator, *_) in enumerate(cases):
         pid = f"CD22-{i:03d}"
         con.execute("INSERT INTO core.participants (participant_id, infused, ld_start_date, infusion_date) "
                     "VALUES (?, TRUE, '2026-03-01', '2026-03-06')", [pid])
@@ -156,6 +157,31 @@ def graded():
     return {row[0]: row[1:] for row in con.execute(
         "SELECT accession, grade, grade_basis, null_reason, ctcae_version, value, below_lloq "
         "FROM mart.lab_toxicity").fetchall()}
+
+
+@pytest.fixture(scope="module")
+def graded():
+    return grade_cases(CASES)
+
+
+# A grade is undecided when a required criterion's limit is missing and none of its criteria is met; the grade is
+# NULL when an undecided grade is above the highest grade met, and the reason names the missing limits and that
+# grade: test, value, LLN, ULN, baseline (value, its ULN), comparator, the reason
+UNDECIDED = [
+    # grade 1 (< LLN) undecided, 1.7 meets no absolute criterion: grade 1 or 0
+    ("ANC", 1.7, None, 8.0, None, None, "reference limit missing (LLN): grade 1 or lower cannot be decided"),
+    # 2.0 > 1.5 x and > 3 x the baseline 0.5 (grades 2 and 3, by baseline), but grade 4 (> 6 x ULN) undecided
+    ("CREAT", 2.0, 0.3, None, (0.5, 1.0), None,
+     "reference limit missing (ULN): grade 4 or lower cannot be decided"),
+    # 0.3 < 0.5 (grade 4 by the absolute criterion): the undecided grades 1 to 3 are below it
+    ("ANC", 0.3, None, 8.0, None, None, None),
+]
+
+
+@pytest.mark.parametrize("i", range(len(UNDECIDED)), ids=[f"{c[0]}-{c[1]}" for c in UNDECIDED])
+def test_an_undecided_grade_above_the_grade_met_is_named_with_its_missing_limit(i):
+    graded = grade_cases(UNDECIDED)
+    assert graded[f"G{i}"][2] == UNDECIDED[i][6]
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c[0]}-{c[1]}-{c[6]}" for c in CASES])
