@@ -191,8 +191,9 @@ class Built:
         texts = [v.name for v in self.dataset.variables if v.type in TEXT]
         every = ", ".join([f'"{v.name}"' for v in self.dataset.variables]
                           + [f'signbit("{v.name}")' for v in self.dataset.variables if v.type == "float"])
+        # list_distinct of a plain list: a DISTINCT aggregate costs DuckDB a grouping of its own per column
         longest = "".join(f""", max(strlen("{name}")) FILTER (WHERE strlen("{name}") = length("{name}")),
-                              list(DISTINCT "{name}") FILTER (WHERE strlen("{name}") <> length("{name}"))"""
+                              list_distinct(list("{name}") FILTER (WHERE strlen("{name}") <> length("{name}")))"""
                           for name in texts)
         found = self.con.sql(f"""SELECT "USUBJID", min(rowid), count(*), max(rowid),
                                         CAST(sum(hash(row({every}))) AS VARCHAR) {longest}

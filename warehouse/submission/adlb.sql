@@ -17,14 +17,16 @@ WITH graded_tests AS (
     FROM lb
     LEFT JOIN tox t ON t.accession = lb.LBREFID AND t.test_code = lb.test_code
     JOIN core.participants p ON usubjid(p.participant_id) = lb.USUBJID
+), baselines AS (
+    -- the baseline record's value and grades, per subject and test (an aggregate joined back: windows over the
+    -- whole records sorted every column of 7 million records)
+    SELECT USUBJID, LBTESTCD, max(LBSTRESN) AS base,
+           max(CASE WHEN direction = 'L' THEN CAST(grade AS VARCHAR) END) AS btoxgrl,
+           max(CASE WHEN direction = 'H' THEN CAST(grade AS VARCHAR) END) AS btoxgrh
+    FROM rows WHERE LBLOBXFL = 'Y' GROUP BY USUBJID, LBTESTCD
 ), based AS (
-    SELECT *,
-           max(CASE WHEN LBLOBXFL = 'Y' THEN LBSTRESN END) OVER (PARTITION BY USUBJID, LBTESTCD) AS base,
-           max(CASE WHEN LBLOBXFL = 'Y' AND direction = 'L' THEN CAST(grade AS VARCHAR) END)
-               OVER (PARTITION BY USUBJID, LBTESTCD) AS btoxgrl,
-           max(CASE WHEN LBLOBXFL = 'Y' AND direction = 'H' THEN CAST(grade AS VARCHAR) END)
-               OVER (PARTITION BY USUBJID, LBTESTCD) AS btoxgrh
-    FROM rows
+    SELECT r.*, b.base, b.btoxgrl, b.btoxgrh
+    FROM rows r LEFT JOIN baselines b ON b.USUBJID = r.USUBJID AND b.LBTESTCD = r.LBTESTCD
 )
 SELECT
     STUDYID, USUBJID,
