@@ -80,12 +80,11 @@ def _findings_sql(source: Source) -> str:
     if source is EDC_ENROLLMENT:
         return rows
     # Held when its file was exported before the participant's first enrollment (or there is none), or held
-    # now (an enrollment deleted later): a function of the files, not of the order they arrived in.
+    # now (an enrollment deleted later): a function of the files, not of the order they arrived in. The reason of
+    # a row held no longer is written once per issue (`_held_reason`), not carried with each of 10 million rows.
     held = f"""
         SELECT '{name}', s.participant_id, {_key(source, 's', raw=False)}, s.file_id, s.row_number, '{HELD}',
-               'held', coalesce(h.reason, 'participant ' || s.participant_id || ' is not enrolled in the EDC '
-                                || '(yet): the row is held and loads once the enrollment is exported'),
-               h.file_id IS NOT NULL
+               'held', h.reason, h.file_id IS NOT NULL
         FROM {source.staging_table} s
         JOIN file_times t ON t.file_id = s.file_id
         LEFT JOIN enrolled_since e ON e.participant_id = s.participant_id
@@ -93,6 +92,13 @@ def _findings_sql(source: Source) -> str:
                                       AND h.severity = 'held'
         WHERE h.file_id IS NOT NULL OR e.since IS NULL OR e.since > t.seen_at"""
     return rows + "\nUNION ALL" + held
+
+
+def _held_reason(finding: str) -> str:
+    """SQL: the reason of finding `finding`: the held row's own while it is held, else the words below."""
+    return (f"CASE WHEN {finding}.check_name = '{HELD}' AND {finding}.reason IS NULL "
+            f"THEN 'participant ' || {finding}.participant_id || ' is not enrolled in the EDC (yet): the row is held "
+            f"and loads once the enrollment is exported' ELSE {finding}.reason END")
 
 
 def _observations_sql(source: Source) -> str:
@@ -277,7 +283,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
                t.seen_at AS resolved_at, r.resolved_by_file_id,
                CASE WHEN s.present AND coalesce(d.decision, '') <> 'ACCEPT'
                     THEN {_age_days('s.first_seen_at')} END AS age_days,
-               latest.reason, d.decided_by, d.reason AS decision_reason
+               {_held_reason('latest')} AS reason, d.decided_by, d.reason AS decision_reason
         FROM issue_state s
         JOIN finding_rows latest ON latest.rowid = s.latest_row
         LEFT JOIN issue_resolution r ON r.issue_id = s.issue_id
