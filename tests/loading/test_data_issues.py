@@ -156,6 +156,20 @@ def test_every_change_is_an_event_once(nights):
         ("sent by mistake: a proficiency sample, not a participant",)]
 
 
+def test_a_held_rows_issue_says_it_is_held_then_why_it_was(nights):
+    paths, _ = nights
+    assert query(paths, "SELECT event, reason FROM ops.data_issue_events WHERE issue_id = ? ORDER BY run_id",
+                 [HELD]) == [
+        ("OPENED", "participant CD22-099 is not enrolled in the EDC (yet): the row is held and loads automatically "
+                   "once the enrollment is exported"),
+        ("RESOLVED", "participant CD22-099 is not enrolled in the EDC (yet): the row is held and loads once the "
+                     "enrollment is exported"),
+    ]
+    assert query(paths, "SELECT reason FROM ops.data_issues WHERE issue_id = ?", [HELD]) == [
+        ("participant CD22-099 is not enrolled in the EDC (yet): the row is held and loads once the enrollment is "
+         "exported",)]
+
+
 def test_a_decision_naming_no_issue_or_without_a_reason_is_rejected_with_the_reason(nights):
     paths, _ = nights
     assert query(paths, "SELECT status, rows_read, rows_loaded, rows_rejected FROM ops.files "
