@@ -230,15 +230,19 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
             FROM finding_rows i
             LEFT JOIN newest_file n ON n.source = i.source
             LEFT JOIN latest_word l ON l.source = i.source AND l.identity_key = i.identity_key),
+        repeated AS (
+            SELECT issue_id FROM finding_rows GROUP BY issue_id HAVING count(*) > 1),
         issues AS (
-            SELECT issue_id, any_value(check_name) AS check_name, any_value(record_key) AS record_key,
-                   bool_or(keyless) AS keyless, any_value(judge_file) AS judge_file,
-                   bool_or(currently_held) AS held_now, any_value(participant_id) AS participant_id,
-                   bool_or(file_id = judge_file) AS in_judge_file,
-                   arg_min(file_id, finding) AS first_file_id, max(finding) AS latest_row,
-                   min(seen_at) AS first_seen_at, max(seen_at) AS last_seen_at,
-                   CAST(count(*) AS INTEGER) AS times_seen
-            FROM judged GROUP BY issue_id)
+            -- an issue with one finding (nearly every issue) is that finding: only the others are aggregated
+            SELECT issue_id, check_name, record_key, keyless, judge_file, currently_held AS held_now, participant_id,
+                   file_id = judge_file AS in_judge_file, file_id AS first_file_id, finding AS latest_row,
+                   seen_at AS first_seen_at, seen_at AS last_seen_at, 1 AS times_seen
+            FROM judged WHERE issue_id NOT IN (SELECT issue_id FROM repeated)
+            UNION ALL
+            SELECT issue_id, any_value(check_name), any_value(record_key), bool_or(keyless), any_value(judge_file),
+                   bool_or(currently_held), any_value(participant_id), bool_or(file_id = judge_file),
+                   arg_min(file_id, finding), max(finding), min(seen_at), max(seen_at), CAST(count(*) AS INTEGER)
+            FROM judged WHERE issue_id IN (SELECT issue_id FROM repeated) GROUP BY issue_id)
         SELECT * EXCLUDE (held_now, in_judge_file),
                CASE WHEN keyless THEN TRUE
                     WHEN check_name = '{HELD}' THEN held_now
