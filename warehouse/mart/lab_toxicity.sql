@@ -8,7 +8,7 @@
 -- one; a censored <x meets a "below t" criterion when x <= t, a censored >x an "above t" one when x >= t, and a
 -- censored result that meets no criterion decides nothing (NULL with the reason).
 -- A result is one row of core.lab_results (one per accession and test): its rowid, lab_row, is the key the
--- criteria checks are grouped by (at 20,000 participants, 40 million checks: an integer key costs less to
+-- criteria checks are grouped by (at 20,000 participants, 29 million checks: an integer key costs less to
 -- group by than the accession text and test code).
 CREATE OR REPLACE TEMP MACRO signif(x, digits) AS
     CASE WHEN x IS NULL OR x = 0 THEN x
