@@ -178,10 +178,14 @@ UNDECIDED = [
 ]
 
 
+@pytest.fixture(scope="module")
+def undecided():
+    return grade_cases(UNDECIDED)
+
+
 @pytest.mark.parametrize("i", range(len(UNDECIDED)), ids=[f"{c[0]}-{c[1]}" for c in UNDECIDED])
-def test_an_undecided_grade_above_the_grade_met_is_named_with_its_missing_limit(i):
-    graded = grade_cases(UNDECIDED)
-    assert graded[f"G{i}"][2] == UNDECIDED[i][6]
+def test_an_undecided_grade_above_the_grade_met_is_named_with_its_missing_limit(undecided, i):
+    assert undecided[f"G{i}"][2] == UNDECIDED[i][6]
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c[0]}-{c[1]}-{c[6]}" for c in CASES])

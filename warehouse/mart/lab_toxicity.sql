@@ -76,12 +76,11 @@ WITH terms AS (
            END AS met
     FROM checks
 ), per_result AS (
-    -- one group per result, not per result and grade (25 million groups at 20,000 participants): the grades
-    -- with a criterion met and those with a required limit missing are bit sets (bit g = grade g)
+    -- one group per result, not per result and grade (25 million groups at 20,000 participants): the grades with
+    -- a criterion met are a bit set (bit g = grade g), the required criteria whose limit is missing a list
     SELECT lab_row,
            coalesce(max(grade) FILTER (WHERE met), 0) AS best,
            coalesce(bit_or(1 << grade) FILTER (WHERE met), 0) AS met_grades,
-           coalesce(bit_or(1 << grade) FILTER (WHERE missing AND required), 0) AS missing_grades,
            -- the criterion that gave the grade: the highest grade met, the first basis by name among its criteria
            arg_min(basis, (-grade, basis)) FILTER (WHERE met) AS basis,
            list({'grade': grade, 'basis': basis}) FILTER (WHERE missing AND required) AS missing_limits
@@ -91,12 +90,11 @@ WITH terms AS (
     -- is met: unknown_above is the highest such grade, missing names those grades' missing limits (each once, in
     -- alphabetical order)
     SELECT lab_row, best, basis,
-           CASE WHEN undecided <> 0 THEN list_max(list_filter(range(0, 31), lambda g: (undecided >> g) & 1 = 1)) END
-               AS unknown_above,
-           array_to_string(list_sort(list_distinct(
-               list_transform(list_filter(missing_limits, lambda m: (undecided >> m.grade) & 1 = 1), lambda m: m.basis))), '/')
-               AS missing
-    FROM (SELECT *, missing_grades & ~met_grades AS undecided FROM per_result)
+           list_max(list_transform(undecided, lambda m: m.grade)) AS unknown_above,
+           array_to_string(list_sort(list_distinct(list_transform(undecided, lambda m: m.basis))), '/') AS missing
+    FROM (SELECT lab_row, best, basis,
+                 list_filter(missing_limits, lambda m: (met_grades >> m.grade) & 1 = 0) AS undecided
+          FROM per_result)
 )
 SELECT g.participant_id, g.collected_at, g.study_day, g.test_code, g.term AS ctcae_term, g.value, g.unit,
        CAST(CASE WHEN g.ambiguous OR d.unknown_above > d.best OR (g.comparator IS NOT NULL AND d.best = 0) THEN NULL
