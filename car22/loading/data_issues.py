@@ -94,11 +94,11 @@ def _findings_sql(source: Source) -> str:
     return rows + "\nUNION ALL" + held
 
 
-def _held_reason(finding: str) -> str:
-    """SQL: the reason of finding `finding`: the held row's own while it is held, else the words below."""
-    return (f"CASE WHEN {finding}.check_name = '{HELD}' AND {finding}.reason IS NULL "
-            f"THEN 'participant ' || {finding}.participant_id || ' is not enrolled in the EDC (yet): the row is held "
-            f"and loads once the enrollment is exported' ELSE {finding}.reason END")
+def _held_reason(check_name: str, reason: str, participant_id: str) -> str:
+    """SQL: the reason of a finding: the held row's own while it is held, else the words below."""
+    return (f"CASE WHEN {check_name} = '{HELD}' AND {reason} IS NULL "
+            f"THEN 'participant ' || {participant_id} || ' is not enrolled in the EDC (yet): the row is held "
+            f"and loads once the enrollment is exported' ELSE {reason} END")
 
 
 def _observations_sql(source: Source) -> str:
@@ -217,10 +217,17 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
         WHERE EXISTS (SELECT 1 FROM finding_rows k WHERE k.source = o.source AND k.identity_key = o.identity_key
                                                       AND k.check_name <> '{HELD}')
         GROUP BY ALL""")
-    # Every issue in one pass over its findings: what it is, the file that judges it (each finding of an issue
-    # has the same one: same source and record), whether a finding is in that file, and its numbers (its first
-    # finding's file, its latest finding by rowid, when it was seen, in how many files: counted below).
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_state AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE last_decision AS
+        SELECT d.issue_id, arg_max(d.decision, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decision,
+               arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
+               arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
+        FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
+    # Every issue in one statement over its findings: what it is, the file that judges it (each finding of an issue
+    # has the same one: same source and record), whether a finding is in that file, its numbers (its first
+    # finding's file, when it was seen, in how many files), its latest finding's texts, and the file that resolved
+    # it. One statement: at 20,000 participants, the 10 million issues written to a table, then joined to their
+    # latest findings and to their resolutions, cost 18 s more (bench/RESULTS.md).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
         WITH judged AS (
             SELECT i.rowid AS finding, i.*,
                    -- the file a finding must be in to stand, and the file that resolves it otherwise
@@ -233,67 +240,59 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
         repeated AS (
             SELECT issue_id FROM finding_rows GROUP BY issue_id HAVING count(*) > 1),
         issues AS (
-            -- an issue with one finding (nearly every issue) is that finding: only the others are aggregated
-            SELECT issue_id, check_name, record_key, keyless, judge_file, currently_held AS held_now, participant_id,
-                   file_id = judge_file AS in_judge_file, file_id AS first_file_id, finding AS latest_row,
-                   seen_at AS first_seen_at, seen_at AS last_seen_at, 1 AS times_seen
+            -- An issue with one finding (nearly every issue) is that finding: only the others are aggregated, and
+            -- only theirs need the distinct count of files (a distinct count over every issue stood at the night's
+            -- memory limit). source, record_key and check_name make the issue id; the latest finding's other texts
+            -- are shown.
+            SELECT issue_id, source, check_name, record_key, keyless, judge_file, currently_held AS held_now,
+                   participant_id, file_id = judge_file AS in_judge_file, file_id AS first_file_id,
+                   seen_at AS first_seen_at, seen_at AS last_seen_at, 1 AS times_seen,
+                   participant_id AS latest_participant_id, severity AS latest_severity, file_id AS latest_file_id,
+                   reason AS latest_reason
             FROM judged WHERE issue_id NOT IN (SELECT issue_id FROM repeated)
             UNION ALL
-            SELECT issue_id, any_value(check_name), any_value(record_key), bool_or(keyless), any_value(judge_file),
-                   bool_or(currently_held), any_value(participant_id), bool_or(file_id = judge_file),
-                   arg_min(file_id, finding), max(finding), min(seen_at), max(seen_at), CAST(count(*) AS INTEGER)
-            FROM judged WHERE issue_id IN (SELECT issue_id FROM repeated) GROUP BY issue_id)
-        SELECT * EXCLUDE (held_now, in_judge_file),
-               CASE WHEN keyless THEN TRUE
-                    WHEN check_name = '{HELD}' THEN held_now
-                    WHEN check_name = '{QUARANTINED}' THEN NOT EXISTS (
-                        SELECT 1 FROM ops.files f WHERE f.status IN {LOADED}
-                          AND {_export_key('f')} = issues.record_key)
-                    ELSE coalesce(in_judge_file, FALSE) END AS present
-        FROM issues""")
-    _drop(con, "latest_word")
-    # times_seen is the number of files with a finding of the issue. It is the number of findings where the issue
-    # has one (nearly every issue); the files are counted only where it has more. A distinct count over every
-    # issue stood at the night's memory limit at 20,000 participants (bench/RESULTS.md).
-    con.execute("""UPDATE issue_state SET times_seen = counted.files
-        FROM (SELECT issue_id, CAST(count(DISTINCT file_id) AS INTEGER) AS files FROM finding_rows
-              WHERE issue_id IN (SELECT issue_id FROM issue_state WHERE times_seen > 1) GROUP BY issue_id) counted
-        WHERE issue_state.issue_id = counted.issue_id""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE issue_resolution AS
-        SELECT s.issue_id,
-               CASE WHEN s.check_name = '{HELD}' THEN e.file_id
-                    WHEN s.check_name = '{QUARANTINED}' THEN (
-                        SELECT min(f.file_id) FROM ops.files f WHERE f.status IN {LOADED}
-                          AND {_export_key('f')} = s.record_key)
-                    ELSE s.judge_file END AS resolved_by_file_id
-        FROM issue_state s
-        LEFT JOIN (SELECT participant_id, arg_max(file_id, (export_time, file_id)) AS file_id
-                   FROM {EDC_ENROLLMENT.staging_table} GROUP BY ALL) e ON e.participant_id = s.participant_id
-        WHERE NOT s.present""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE last_decision AS
-        SELECT d.issue_id, arg_max(d.decision, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decision,
-               arg_max(d.decided_by, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS decided_by,
-               arg_max(d.reason, (d.decided_at, t.seen_at, d.file_id, d.row_number)) AS reason
-        FROM {DM_DECISIONS.staging_table} d JOIN file_times t USING (file_id) GROUP BY ALL""")
-    # The texts of each issue's latest finding, by its rowid: aggregating the texts of a million issues cost twice
-    # as much (at 2,000 participants, 9.7 s against 3.7 s). source, record_key and check_name make the issue id.
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
-        SELECT s.issue_id, latest.source, latest.participant_id, latest.record_key, latest.check_name,
-               latest.severity,
+            SELECT issue_id, any_value(source), any_value(check_name), any_value(record_key), bool_or(keyless),
+                   any_value(judge_file), bool_or(currently_held), any_value(participant_id),
+                   bool_or(file_id = judge_file), arg_min(file_id, finding), min(seen_at), max(seen_at),
+                   CAST(count(DISTINCT file_id) AS INTEGER), arg_max_null(participant_id, finding),
+                   arg_max_null(severity, finding), arg_max_null(file_id, finding), arg_max_null(reason, finding)
+            FROM judged WHERE issue_id IN (SELECT issue_id FROM repeated) GROUP BY issue_id),
+        standing AS (
+            -- whether the issue stands, and the file loaded for a quarantined file (its source and export time)
+            SELECT s.*, CASE WHEN s.keyless THEN TRUE
+                             WHEN s.check_name = '{HELD}' THEN s.held_now
+                             WHEN s.check_name = '{QUARANTINED}' THEN q.file_id IS NULL
+                             ELSE coalesce(s.in_judge_file, FALSE) END AS present,
+                   q.file_id AS replacing_file
+            FROM issues s
+            LEFT JOIN (SELECT {_export_key('f')} AS record_key, min(f.file_id) AS file_id FROM ops.files f
+                       WHERE f.status IN {LOADED} GROUP BY ALL) q ON q.record_key = s.record_key),
+        state AS (
+            -- the file that resolved an issue no longer standing: for a held row, the participant's latest
+            -- enrollment file; for a quarantined file, the first file loaded in its place; else the file that
+            -- judges it
+            SELECT s.*, CASE WHEN NOT s.present THEN
+                            CASE WHEN s.check_name = '{HELD}' THEN e.file_id
+                                 WHEN s.check_name = '{QUARANTINED}' THEN s.replacing_file
+                                 ELSE s.judge_file END END AS resolved_by_file_id
+            FROM standing s
+            LEFT JOIN (SELECT participant_id, arg_max(file_id, (export_time, file_id)) AS file_id
+                       FROM {EDC_ENROLLMENT.staging_table} GROUP BY ALL) e ON e.participant_id = s.participant_id)
+        SELECT s.issue_id, s.source, s.latest_participant_id AS participant_id, s.record_key, s.check_name,
+               s.latest_severity AS severity,
                CASE WHEN NOT s.present THEN 'RESOLVED'
                     WHEN d.decision = 'ACCEPT' THEN 'ACCEPTED' ELSE 'OPEN' END AS status,
                s.first_seen_at, s.first_file_id AS first_seen_file_id,
-               s.last_seen_at, latest.file_id AS last_seen_file_id, s.times_seen,
-               t.seen_at AS resolved_at, r.resolved_by_file_id,
+               s.last_seen_at, s.latest_file_id AS last_seen_file_id, s.times_seen,
+               t.seen_at AS resolved_at, s.resolved_by_file_id,
                CASE WHEN s.present AND coalesce(d.decision, '') <> 'ACCEPT'
                     THEN {_age_days('s.first_seen_at')} END AS age_days,
-               {_held_reason('latest')} AS reason, d.decided_by, d.reason AS decision_reason
-        FROM issue_state s
-        JOIN finding_rows latest ON latest.rowid = s.latest_row
-        LEFT JOIN issue_resolution r ON r.issue_id = s.issue_id
-        LEFT JOIN file_times t ON t.file_id = r.resolved_by_file_id
+               {_held_reason('s.check_name', 's.latest_reason', 's.latest_participant_id')} AS reason,
+               d.decided_by, d.reason AS decision_reason
+        FROM state s
+        LEFT JOIN file_times t ON t.file_id = s.resolved_by_file_id
         LEFT JOIN last_decision d ON d.issue_id = s.issue_id""", [run_time])
-    _drop(con, "finding_rows", "issue_state", "issue_resolution", "last_decision", "enrolled_since")
+    _drop(con, "finding_rows", "latest_word", "last_decision", "enrolled_since")
 
 
 def _drop(con: duckdb.DuckDBPyConnection, *temp_tables: str) -> None:
