@@ -301,24 +301,14 @@ class _Encoded:
                 raise RuntimeError(f"run {number} asked for out of order: the next batch opens with run {opening}")
             self.batch = None  # let the previous batch go before this one is encoded
             table = next(self.tables)
-            # The Dataset-JSON rows (mostly Python: the GIL) are encoded on a thread of their own while the
-            # transport records (mostly numpy and pyreadstat) are laid out here: LB's batches at 20,000
-            # participants, 0.21 s against 0.25 s each (bench/RESULTS.md).
-            with ThreadPoolExecutor(1, thread_name_prefix="submission-json") as pool:
-                rows = pool.submit(_json_rows, table)
-                records = xpt_records(table, self.lengths, self.scratch)
-                text, offsets = rows.result()
-            self.batch = (start, records, text, offsets)
+            text, sizes = json_records(table)
+            offsets = np.concatenate(([0], np.cumsum(sizes + 1)))  # where each record's row starts in the text
+            self.batch = (start, xpt_records(table, self.lengths, self.scratch), memoryview(text.encode("ascii")),
+                          offsets)
         start, records, text, offsets = self.batch
         i, j = first - start, stop - start
         return (records[i * self.size:j * self.size], text[offsets[i]:offsets[j] - 1],
                 np.diff(offsets[i:j + 1]) - 1)
-
-
-def _json_rows(table: Table) -> tuple[memoryview, np.ndarray]:
-    """A batch's Dataset-JSON rows joined by ',' (ASCII bytes) and where each record's row starts in them."""
-    text, sizes = json_records(table)
-    return memoryview(text.encode("ascii")), np.concatenate(([0], np.cumsum(sizes + 1)))
 
 
 def _batches(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
