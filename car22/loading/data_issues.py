@@ -226,7 +226,7 @@ def compute(con: duckdb.DuckDBPyConnection, run_time: datetime, run_id: int | No
     # has the same one: same source and record), whether a finding is in that file, its numbers (its first
     # finding's file, when it was seen, in how many files), its latest finding's texts, and the file that resolved
     # it. One statement: at 20,000 participants, the 10 million issues written to a table, then joined to their
-    # latest findings and to their resolutions, cost 18 s more (bench/RESULTS.md).
+    # latest findings and to their resolutions, took 42-45 s against 14-15 s (bench/RESULTS.md).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE issues_now AS
         WITH judged AS (
             SELECT i.rowid AS finding, i.*,
